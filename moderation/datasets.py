@@ -1,0 +1,231 @@
+"""Datasets: `load_*` for the bundled data we wrote ourselves, `fetch_*` for public datasets (evaluation only).
+
+The bundled texts (`data/texts.csv`, CC BY 4.0, see `data/DATASHEET.md`) train and tune every model. The public
+datasets are downloaded on first use from their public homes, checked against a SHA-256, cached under the user's
+cache directory, and are never used for training or threshold tuning. `MODERATION_DATA_MIRROR=DIR` makes the
+fetchers read a local copy laid out like the upstream releases (DIR/davidson/labeled_data.csv,
+DIR/sms_spam/SMSSpamCollection, DIR/toxic_spans/tsd_test.csv).
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import html
+import io
+import os
+import re
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from .taxonomy import TEXT_CATEGORIES
+
+LABEL_COLUMNS = list(TEXT_CATEGORIES)
+SPLITS = ("train", "test")
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A public dataset is neither mirrored locally, cached, nor downloadable right now."""
+
+
+def _bundled_path(name: str):
+    return resources.files("moderation.data").joinpath(name)
+
+
+def load_texts(split: str | None = None) -> pd.DataFrame:
+    """The bundled multi-label texts: id, text, source, split and one 0/1 column per text category."""
+    with _bundled_path("texts.csv").open("r", encoding="utf-8") as handle:
+        frame = pd.read_csv(handle, dtype={"text": str, "source": str, "split": str}, keep_default_na=False)
+    if split is not None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        frame = frame[frame["split"] == split].reset_index(drop=True)
+    return frame
+
+
+def load_sms_email(split: str | None = None) -> pd.DataFrame:
+    """The SMS and e-mail rows of the bundled texts: the spam-vs-ham view of our own data."""
+    frame = load_texts(split)
+    return frame[frame["source"].isin(["sms", "email"])].reset_index(drop=True)
+
+
+#: Bundled datasets by name, for the Metrics tab and the evaluate command.
+BUNDLED = {"texts": load_texts, "sms_email": load_sms_email}
+
+
+# --- public datasets (evaluation only) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublicDataset:
+    name: str
+    folder: str
+    filename: str
+    url: str
+    sha256: str
+    licence: str
+    citation: str
+    member: str | None = None  # file inside a zip download
+
+
+PUBLIC_DATASETS = {
+    "davidson": PublicDataset(
+        "davidson", "davidson", "labeled_data.csv",
+        "https://raw.githubusercontent.com/t-davidson/hate-speech-and-offensive-language/master/data/labeled_data.csv",
+        "fcb8bc7c68120ae4af04a5b9acd58585513ede11e1548ebf36a5c2040b6f6281", "MIT",
+        "Davidson, Warmsley, Macy, Weber. Automated Hate Speech Detection and the Problem of Offensive Language. ICWSM 2017.",
+    ),
+    "sms_spam": PublicDataset(
+        "sms_spam", "sms_spam", "SMSSpamCollection",
+        "https://archive.ics.uci.edu/static/public/228/sms+spam+collection.zip",
+        "7d039a24a6083ed9ef0f806ebad56bbb976e3aeb8de05669173bfdc4996c239d", "CC BY 4.0",
+        "Almeida, Gómez Hidalgo, Yamakami. Contributions to the Study of SMS Spam Filtering. DocEng 2011.",
+        member="SMSSpamCollection",
+    ),
+    **{
+        f"toxic_spans_{split}": PublicDataset(
+            f"toxic_spans_{split}", "toxic_spans", f"tsd_{split}.csv",
+            f"https://raw.githubusercontent.com/ipavlopoulos/toxic_spans/master/SemEval2021/data/tsd_{split}.csv",
+            digest, "CC0 1.0",
+            "Pavlopoulos, Sorensen, Laugier, Androutsopoulos. SemEval-2021 Task 5: Toxic Spans Detection. SemEval 2021.",
+        )
+        for split, digest in {
+            "train": "b538ea2d64ed7c306ff8f010a25a5286bef6ce61d469042482ba64efc1ddd6cd",
+            "trial": "6bb8e9a16470c0269ac8727fd8bb77df68d8fb27955d9f5ff29ad724505622e8",
+            "test": "74f4dd086667fdad6198539ff9201d1f25f3a94c5169da1e7643a949974bf6b8",
+        }.items()
+    },
+}
+
+
+def cache_dir() -> Path:
+    """Where downloads and trained models are cached: $MODERATION_CACHE_DIR, else the XDG cache directory."""
+    base = os.environ.get("MODERATION_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "moderation"
+    )
+    return Path(base)
+
+
+def mirror_dir() -> Path | None:
+    value = os.environ.get("MODERATION_DATA_MIRROR", "").strip()
+    return Path(value) if value else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download(spec: PublicDataset, target: Path) -> None:
+    try:
+        with urllib.request.urlopen(spec.url, timeout=60) as response:
+            payload = response.read()
+    except OSError as exc:
+        raise DatasetUnavailableError(
+            f"Could not download {spec.name} from {spec.url} ({exc}). Set MODERATION_DATA_MIRROR to a folder "
+            f"holding {spec.folder}/{spec.filename}."
+        ) from exc
+    if spec.member:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            payload = archive.read(spec.member)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+        tmp.write(payload)
+    if _sha256(Path(tmp.name)) != spec.sha256:
+        os.unlink(tmp.name)
+        raise DatasetUnavailableError(
+            f"{spec.name}: the downloaded file's SHA-256 does not match the release this project was measured on; "
+            f"refusing to use it (the upstream file may have changed)."
+        )
+    shutil.move(tmp.name, target)
+
+
+def dataset_path(name: str, *, download: bool = True) -> Path:
+    """Local path of a public dataset file: the mirror, else the cache, else downloaded into the cache."""
+    spec = PUBLIC_DATASETS[name]
+    mirror = mirror_dir()
+    if mirror is not None:
+        path = mirror / spec.folder / spec.filename
+        if not path.is_file():
+            raise DatasetUnavailableError(f"MODERATION_DATA_MIRROR is set but {path} does not exist")
+        return path
+    path = cache_dir() / "datasets" / spec.folder / spec.filename
+    if not path.is_file():
+        if not download:
+            raise DatasetUnavailableError(f"{spec.name} is not cached at {path}")
+        _download(spec, path)
+    return path
+
+
+def fetch_davidson() -> pd.DataFrame:
+    """Davidson et al. tweets: `text`, `label` (0 hate, 1 offensive, 2 neither) and `flagged` (label != 2)."""
+    raw = pd.read_csv(dataset_path("davidson"), dtype={"tweet": str}, keep_default_na=False)
+    frame = pd.DataFrame({"text": raw["tweet"].map(html.unescape), "label": raw["class"].astype(int)})
+    frame["flagged"] = frame["label"] != 2
+    return frame
+
+
+def fetch_sms_spam() -> pd.DataFrame:
+    """UCI SMS Spam Collection: `text` and `spam` (bool)."""
+    rows = []
+    with open(dataset_path("sms_spam"), encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            label, _, text = line.rstrip("\n").partition("\t")
+            if label in ("ham", "spam"):
+                rows.append((text, label == "spam"))
+    return pd.DataFrame(rows, columns=["text", "spam"])
+
+
+def fetch_toxic_spans(split: str = "test") -> pd.DataFrame:
+    """SemEval-2021 Toxic Spans: `text` and `spans` (sorted list of toxic character offsets)."""
+    raw = pd.read_csv(dataset_path(f"toxic_spans_{split}"), dtype=str, keep_default_na=False)
+    spans = raw["spans"].map(lambda s: sorted(set(ast.literal_eval(s))) if s.strip() else [])
+    return pd.DataFrame({"text": raw["text"], "spans": spans})
+
+
+def citation(name: str) -> str:
+    spec = PUBLIC_DATASETS[name]
+    return f"{spec.citation} Licence: {spec.licence}. Source: {spec.url}"
+
+
+# --- near-duplicates (used to build the split and reported in the datasheet) -------------------------------------
+
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def shingles(text: str, n: int = 3) -> frozenset[str]:
+    """Word n-grams of the normalised text (letters and digits only); short texts give their whole word list."""
+    from .normalize import normalize_text
+
+    words = [w for w in _NON_WORD.split(normalize_text(text)) if w]
+    if len(words) < n:
+        return frozenset([" ".join(words)]) if words else frozenset()
+    return frozenset(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
+
+
+def near_duplicate_pairs(left: list[str], right: list[str], threshold: float = 0.5) -> list[tuple[int, int, float]]:
+    """(i, j, jaccard) for pairs whose word-trigram Jaccard similarity is at least `threshold`."""
+    right_sets = [shingles(t) for t in right]
+    index: dict[str, list[int]] = {}
+    for j, grams in enumerate(right_sets):
+        for gram in grams:
+            index.setdefault(gram, []).append(j)
+    pairs = []
+    for i, text in enumerate(left):
+        grams = shingles(text)
+        candidates = {j for gram in grams for j in index.get(gram, ())}
+        for j in candidates:
+            union = len(grams | right_sets[j])
+            score = len(grams & right_sets[j]) / union if union else 0.0
+            if score >= threshold:
+                pairs.append((i, j, score))
+    return pairs

@@ -1,0 +1,199 @@
+"""Word lists per category, matched over normalised text, with allow/block lists that go through the same normaliser.
+
+Matching is word-boundary aware: a whole-word term ("cunt*", "ass") never fires inside "Scunthorpe",
+"assassin" or "class", and stems that may hide in longer words ("*shit*") skip the allowlisted names that
+contain them ("Shitterton"). Each letter of a term also accepts its leetspeak forms and, inside a word,
+a masking "*" ("f*ck", "b***h"), and any number of repeats ("fuuuck"), so the normaliser and the matcher
+together cover the common evasions.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Iterable, Mapping
+
+from .normalize import normalize_text
+from .taxonomy import TEXT_CATEGORIES
+
+ALLOW = "allow"
+# Which characters may stand for a letter (beyond the letter itself): leetspeak and common misspellings.
+_LETTER_FORMS = {
+    "a": "@4", "b": "8", "e": "3", "g": "9", "i": "1!|", "l": "1|", "o": "0", "s": "5$z", "t": "7+", "u": "v",
+}
+_WORD_GAP = r"[^a-z0-9]{0,3}"
+_START = r"(?<![a-z0-9])"
+_WORD_START = re.compile(r"(?<![a-z0-9@$!|*+])[^\W_]|(?<![a-z0-9])[@$!|*+]")
+_ANY_FIRST = "abcdefghijklmnopqrstuvwxyz0123456789@$!|*+"
+_END = r"(?![a-z0-9])"
+
+
+@dataclass(frozen=True)
+class LexiconEntry:
+    category: str
+    weight: float
+    term: str
+
+
+@dataclass(frozen=True)
+class LexiconMatch:
+    """A term found in normalised text: [start, end) are offsets into the normalised string."""
+
+    start: int
+    end: int
+    term: str
+    category: str
+    weight: float
+
+
+def _letter_pattern(letter: str, interior: bool) -> str:
+    forms = re.escape(letter + _LETTER_FORMS.get(letter, "")) + ("*" if interior else "")
+    return f"[{forms}]+" if len(forms) > 1 else f"{re.escape(letter)}+"
+
+
+def _first_chars(term: str) -> str:
+    """Characters a match of `term` can start with (every character for a term with a wildcard prefix)."""
+    if term.startswith("*"):
+        return _ANY_FIRST
+    first = term[0]
+    return first + _LETTER_FORMS.get(first, "")
+
+
+def term_pattern(term: str) -> str:
+    """Regex source for one term (syntax in data/lexicon.tsv): leetspeak, masks, stretching, word boundaries."""
+    prefix_wild = term.startswith("*")
+    suffix_wild = term.endswith("*") and not term.endswith("**")
+    words = term.strip("*").split()
+    if not words:
+        raise ValueError(f"empty lexicon term {term!r}")
+    parts = []
+    for word in words:
+        letters = []
+        for i, ch in enumerate(word):
+            if ch.isalnum():
+                letters.append(_letter_pattern(ch, interior=0 < i < len(word) - 1))
+            elif ch == "'":
+                letters.append("'?")
+            else:
+                letters.append(re.escape(ch) + "?")
+        parts.append("".join(letters))
+    body = _WORD_GAP.join(parts)
+    head = _START + ("[a-z*]*" if prefix_wild else "")
+    tail = "[a-z*]*" if suffix_wild else "(?:e?s)?" + _END
+    return head + body + tail
+
+
+class Lexicon:
+    """A compiled set of terms; `find` returns every non-overlapping match, longest term first."""
+
+    def __init__(self, entries: Iterable[LexiconEntry], allow_terms: Iterable[str] = ()):
+        self.entries = tuple(entries)
+        self.allow_terms = tuple(dict.fromkeys(t for t in allow_terms if t.strip()))
+        by_term: dict[str, list[LexiconEntry]] = {}
+        for entry in self.entries:
+            by_term.setdefault(entry.term, []).append(entry)
+        self._by_group: dict[str, tuple[str, list[LexiconEntry]]] = {}
+        alternatives_by_char: dict[str, list[str]] = {}
+        for i, term in enumerate(sorted(by_term, key=lambda t: (-len(t.strip("*")), t))):
+            self._by_group[f"t{i}"] = (term, by_term[term])
+            alternative = f"(?P<t{i}>{term_pattern(term)})"
+            for ch in _first_chars(term):
+                alternatives_by_char.setdefault(ch, []).append(alternative)
+        # One regex per possible first character: at each word start only the terms that can begin there are tried.
+        self._by_first_char = {ch: re.compile("|".join(alts)) for ch, alts in alternatives_by_char.items()}
+        self._allow_regex = (
+            re.compile("|".join(term_pattern(t) for t in sorted(self.allow_terms, key=len, reverse=True)))
+            if self.allow_terms else None
+        )
+
+    def find(self, normalized: str) -> list[LexiconMatch]:
+        """Matches in `normalized` (already normalised text), skipping those inside allowlisted words."""
+        if not self._by_first_char or not normalized:
+            return []
+        allowed = [m.span() for m in self._allow_regex.finditer(normalized)] if self._allow_regex else []
+        matches: list[LexiconMatch] = []
+        covered_until = 0
+        for word_start in _WORD_START.finditer(normalized):
+            pos = word_start.start()
+            regex = self._by_first_char.get(normalized[pos])
+            if pos < covered_until or regex is None:
+                continue
+            m = regex.match(normalized, pos)
+            if m is None:
+                continue
+            start, end = m.span()
+            if any(a <= start and end <= b for a, b in allowed):
+                continue
+            covered_until = end
+            term, entries = self._by_group[m.lastgroup]
+            matches.extend(LexiconMatch(start, end, term, e.category, e.weight) for e in entries)
+        return matches
+
+    def blank_allowed(self, normalized: str) -> str:
+        """`normalized` with allowlisted words replaced by spaces (same length, so offsets still hold)."""
+        if self._allow_regex is None:
+            return normalized
+        return self._allow_regex.sub(lambda m: " " * (m.end() - m.start()), normalized)
+
+    def with_user_terms(self, blocklist=None, allowlist=None) -> "Lexicon":
+        """This lexicon plus a caller's blocklist and allowlist (normalised the same way as the text)."""
+        extra = list(_user_entries(blocklist))
+        allow = [normalize_text(t).strip() for t in (allowlist or ())]
+        if not extra and not allow:
+            return self
+        return _extended(self, tuple(extra), tuple(allow))
+
+
+@lru_cache(maxsize=64)
+def _extended(base: Lexicon, extra: tuple[LexiconEntry, ...], allow: tuple[str, ...]) -> Lexicon:
+    return Lexicon(base.entries + extra, base.allow_terms + allow)
+
+
+def _user_entries(blocklist) -> Iterable[LexiconEntry]:
+    """A blocklist is a list of terms (counted as profanity) or a mapping category -> list of terms."""
+    if blocklist is None:
+        return
+    if isinstance(blocklist, str):
+        raise TypeError("blocklist must be a list of terms or a mapping category -> terms, not a single string")
+    groups = blocklist.items() if isinstance(blocklist, Mapping) else [("profanity", blocklist)]
+    for category, terms in groups:
+        if category not in TEXT_CATEGORIES:
+            raise ValueError(f"unknown blocklist category {category!r}; expected one of {', '.join(TEXT_CATEGORIES)}")
+        if isinstance(terms, str):
+            terms = [terms]
+        for term in terms:
+            cleaned = re.sub(r"[^a-z0-9' ]+", " ", normalize_text(str(term))).strip()
+            if cleaned:
+                yield LexiconEntry(category, 1.0, cleaned)
+
+
+def _read_entries() -> tuple[list[LexiconEntry], list[str]]:
+    entries, allow = [], []
+    text = resources.files("moderation.data").joinpath("lexicon.tsv").read_text(encoding="utf-8")
+    for line_no, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        category, weight, term = line.split("\t")
+        if category == ALLOW:
+            allow.append(term)
+        elif category in TEXT_CATEGORIES:
+            entries.append(LexiconEntry(category, float(weight), term))
+        else:
+            raise ValueError(f"lexicon.tsv line {line_no}: unknown category {category!r}")
+    return entries, allow
+
+
+@lru_cache(maxsize=1)
+def default_lexicon() -> Lexicon:
+    """The bundled lexicon, compiled once per process."""
+    entries, allow = _read_entries()
+    return Lexicon(entries, allow)
+
+
+def category_terms() -> dict[str, tuple[str, ...]]:
+    """Plain spellings of the default terms per category (for decode-time blocking in generation)."""
+    terms: dict[str, list[str]] = {c: [] for c in TEXT_CATEGORIES}
+    for entry in default_lexicon().entries:
+        terms[entry.category].append(entry.term.strip("*"))
+    return {c: tuple(dict.fromkeys(t)) for c, t in terms.items()}

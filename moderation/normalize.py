@@ -1,0 +1,192 @@
+"""Evasion-resistant text normalisation that remembers where every character came from.
+
+Moderation has to see through "f.u.c.k", "sh1t", "іdіоt" (Cyrillic і and о), "fuuuuck" and zero-width joiners,
+yet report spans in the text the user actually wrote. `normalize` therefore returns the normalised string
+together with `origin`: for every normalised character, the index of the original character it came from.
+
+Steps, in order (each is idempotent, so normalising twice changes nothing):
+1. Unicode NFKC per character (full-width letters, ligatures, styled maths letters), accents stripped,
+   zero-width and control characters dropped.
+2. Homoglyph folding of Cyrillic/Greek look-alikes, only inside words that mix them with Latin letters or
+   consist of look-alikes alone (so real Russian or Greek words are left alone).
+3. Case folding.
+4. Separated single characters joined: "f.u.c.k", "k i l l" -> "fuck", "kill" (three or more in a row).
+5. Leetspeak inside words (0->o, 1->i, 3->e, 4/@->a, 5/$->s, 7->t, !->i, |->l), but not in tokens that look
+   like numbers with a unit ("10pm", "2nd") or names with a number ("covid19").
+6. Letters repeated three or more times collapsed to one: "fuuuuck" -> "fuck", "sooo" -> "so".
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff\u00ad\u034f\u180e")
+
+HOMOGLYPHS = {
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
+    "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "ɡ": "g", "һ": "h",
+    "ӏ": "l", "ԛ": "q", "ԝ": "w", "ь": "b",
+    "А": "a", "В": "b", "Е": "e", "К": "k", "М": "m", "Н": "h", "О": "o", "Р": "p", "С": "c", "Т": "t",
+    "У": "y", "Х": "x", "Ѕ": "s", "І": "i", "Ј": "j",
+    # Greek
+    "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
+    "χ": "x", "ϲ": "c", "ω": "w", "η": "n",
+    "Α": "a", "Β": "b", "Ε": "e", "Ζ": "z", "Η": "h", "Ι": "i", "Κ": "k", "Μ": "m", "Ν": "n", "Ο": "o",
+    "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
+}
+
+LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "@": "a", "5": "s", "$": "s", "7": "t", "!": "i", "|": "l", "€": "e"}
+# Symbols that are only leet between two word characters ("sh!t", "b@stard"); at a word's edge they are punctuation.
+_EDGE_SENSITIVE = frozenset("!|@")
+# A single letter or digit, then two or more times: the same separator and another single character.
+_SPACED_RUN = re.compile(r"(?<![^\W_])[^\W_](?=([ .\-_·•,/+~]))(?:\1[^\W_](?![^\W_])){2,}")
+_NUMBER_WITH_UNIT = re.compile(r"^\d+[a-z]{0,3}$|^[a-z]+\d+$")
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """A normalised string and, for each of its characters, the index of the original character it came from."""
+
+    text: str
+    origin: tuple[int, ...]
+    original: str
+
+    def original_span(self, start: int, end: int) -> tuple[int, int]:
+        """Map a half-open span of the normalised text back to a half-open span of the original text."""
+        if start >= end:
+            raise ValueError("empty span")
+        return self.origin[start], self.origin[end - 1] + 1
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch in LEET or ch == "*"
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    """NFKC, then strip combining accents; returns '' for characters that carry no text."""
+    if ch in ZERO_WIDTH:
+        return ""
+    category = unicodedata.category(ch)
+    if category in ("Cc", "Cf", "Cs", "Co", "Cn") and ch not in "\t\n":
+        return ""
+    if ch.isascii():
+        return ch
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", ch))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)) or ""
+
+
+def _fold_homoglyph_words(chars: list[str]) -> list[str]:
+    """Replace look-alikes only in words that mix them with Latin letters, or are made of look-alikes alone."""
+    out = list(chars)
+    i, n = 0, len(chars)
+    while i < n:
+        if not chars[i].isalpha():
+            i += 1
+            continue
+        j = i
+        while j < n and (chars[j].isalpha() or chars[j] in LEET):
+            j += 1
+        word = chars[i:j]
+        letters = [c for c in word if c.isalpha()]
+        lookalikes = sum(c in HOMOGLYPHS for c in letters)
+        latin = sum(c.isascii() for c in letters)
+        if lookalikes and (latin or lookalikes == len(letters)):
+            for k in range(i, j):
+                out[k] = HOMOGLYPHS.get(chars[k], chars[k])
+        i = j
+    return out
+
+
+def _inside_word(chars: list[str], k: int, start: int, end: int) -> bool:
+    """True when the run of edge-sensitive symbols around chars[k] has word characters on both sides."""
+    left, right = k, k
+    while left > start and chars[left - 1] in _EDGE_SENSITIVE:
+        left -= 1
+    while right < end - 1 and chars[right + 1] in _EDGE_SENSITIVE:
+        right += 1
+    return left > start and right < end - 1
+
+
+def _unleet(chars: list[str]) -> list[str]:
+    """Turn leetspeak into letters inside word-like tokens that contain at least one letter."""
+    out = list(chars)
+    i, n = 0, len(chars)
+    while i < n:
+        if not _is_word_char(chars[i]):
+            i += 1
+            continue
+        j = i
+        while j < n and _is_word_char(chars[j]):
+            j += 1
+        token = "".join(chars[i:j])
+        if any(c.isalpha() for c in token) and any(c in LEET for c in token) and not _NUMBER_WITH_UNIT.match(token):
+            for k in range(i, j):
+                c = chars[k]
+                if c in LEET and (c not in _EDGE_SENSITIVE or _inside_word(chars, k, i, j)):
+                    out[k] = LEET[c]
+        i = j
+    return out
+
+
+def _join_spaced_letters(chars: list[str], origin: list[int]) -> tuple[list[str], list[int]]:
+    """Join three or more single characters split by one repeated separator: 'k i l l', 'f.u.c.k', 'k 1 l l'."""
+    text = "".join(chars)
+    drop: set[int] = set()
+    for match in _SPACED_RUN.finditer(text):
+        if any(c.isalpha() for c in match.group(0)):
+            drop.update(i for i in range(match.start(), match.end()) if not text[i].isalnum())
+    if not drop:
+        return chars, origin
+    return [c for i, c in enumerate(chars) if i not in drop], [o for i, o in enumerate(origin) if i not in drop]
+
+
+def _collapse_repeats(chars: list[str], origin: list[int]) -> tuple[list[str], list[int]]:
+    """Collapse a letter repeated three or more times to one: stretched words become dictionary words."""
+    out_c: list[str] = []
+    out_o: list[int] = []
+    n = len(chars)
+    i = 0
+    while i < n:
+        j = i
+        while j < n and chars[j] == chars[i]:
+            j += 1
+        if chars[i].isalpha() and j - i >= 3:
+            out_c.append(chars[i])
+            out_o.append(origin[i])
+        else:
+            out_c.extend(chars[i:j])
+            out_o.extend(origin[i:j])
+        i = j
+    return out_c, out_o
+
+
+def normalize(text: str) -> Normalized:
+    """Normalise `text` for matching and features; see the module docstring for the steps."""
+    if not isinstance(text, str):
+        raise TypeError(f"normalize() expects str, got {type(text).__name__}")
+    chars: list[str] = []
+    origin: list[int] = []
+    for index, ch in enumerate(text):
+        for folded in _fold_char(ch):
+            chars.append(folded)
+            origin.append(index)
+    chars = _fold_homoglyph_words(chars)
+    lowered_chars: list[str] = []
+    lowered_origin: list[int] = []
+    for ch, o in zip(chars, origin):
+        for low in ch.casefold():
+            lowered_chars.append(low)
+            lowered_origin.append(o)
+    chars, origin = _join_spaced_letters(lowered_chars, lowered_origin)
+    chars = _unleet(chars)
+    chars, origin = _collapse_repeats(chars, origin)
+    return Normalized("".join(chars), tuple(origin), text)
+
+
+def normalize_text(text: str) -> str:
+    """Just the normalised string (what the vectorisers and the lexicon read)."""
+    return normalize(text).text

@@ -1,0 +1,75 @@
+"""Text moderation: `moderate_text` scores every category, applies thresholds and explains with spans.
+
+preprocess (normalise, match the lexicon, build the feature frame) -> forward (the model's probabilities)
+-> postprocess (caller blocklist, thresholds, severity order, spans mapped back to the original text).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..lexicon import default_lexicon
+from ..taxonomy import TEXT_CATEGORIES, resolve_thresholds, severity_sorted
+from ..verdict import Span, TextVerdict
+from .features import analyze, feature_frame
+from .registry import DEFAULT, available_models, default_model_name, get_text_model
+from .spans import explain
+
+__all__ = ["moderate_text", "available_models", "default_model_name", "MAX_MODEL_CHARS"]
+
+#: Texts longer than this are scored on their first MAX_MODEL_CHARS characters (the lexicon still reads all of
+#: the text, so spans cover it whole); the verdict says `truncated=True`.
+MAX_MODEL_CHARS = 20_000
+
+
+def _as_text_list(text_or_texts) -> tuple[list[str], bool]:
+    if isinstance(text_or_texts, str):
+        return [text_or_texts], True
+    if isinstance(text_or_texts, (list, tuple)):
+        for i, item in enumerate(text_or_texts):
+            if not isinstance(item, str):
+                raise TypeError(f"moderate_text() item {i} is {type(item).__name__}, expected str")
+        return list(text_or_texts), False
+    raise TypeError(f"moderate_text() expects a str or a list of str, got {type(text_or_texts).__name__}")
+
+
+def moderate_text(text_or_texts: str | Sequence[str], *, model: str = DEFAULT, thresholds=None, blocklist=None,
+                  allowlist=None, explain_spans: bool = True):
+    """Moderate one text (returns a TextVerdict) or a list of texts (returns a list, same order and length).
+
+    thresholds: a float for every category or a mapping category -> threshold, over the model's tuned ones.
+    blocklist: terms that always flag (a list counts as profanity; a mapping category -> terms chooses).
+    allowlist: terms that never count, e.g. a place name your community uses.
+    explain_spans: False skips the model-occlusion spans (lexicon spans stay), for bulk jobs.
+    """
+    texts, single = _as_text_list(text_or_texts)
+    text_model = get_text_model(model)
+    limits = resolve_thresholds(thresholds, text_model.thresholds, TEXT_CATEGORIES)
+    lexicon = default_lexicon().with_user_terms(blocklist, allowlist)
+    analyses = [analyze(t, lexicon) for t in texts]
+    frame = feature_frame([t[:MAX_MODEL_CHARS] for t in texts], analyses)
+    frame["text"] = frame["text"].str.slice(0, MAX_MODEL_CHARS)
+    proba = text_model.predict_proba(frame) if texts else np.zeros((0, len(TEXT_CATEGORIES)))
+    name = default_model_name() if model == DEFAULT else model
+
+    verdicts = []
+    flagged_sets = []
+    for text, analysis, row in zip(texts, analyses, proba):
+        scores = {c: float(round(p, 4)) for c, p in zip(TEXT_CATEGORIES, row)}
+        for match in analysis.matches:
+            if match.weight >= 1.0:  # caller blocklist terms are decisive
+                scores[match.category] = 1.0
+        flagged_sets.append([c for c in TEXT_CATEGORIES if scores[c] >= limits[c]])
+        verdicts.append((text, scores))
+
+    spans_per_text = explain(text_model, texts, analyses, frame, proba, flagged_sets, occlusion=explain_spans)
+    results = [
+        TextVerdict(text=text, flagged=bool(flagged), scores=scores, categories=severity_sorted(flagged),
+                    spans=spans, thresholds=limits, model=name, truncated=len(text) > MAX_MODEL_CHARS)
+        for (text, scores), flagged, spans in zip(verdicts, flagged_sets, spans_per_text)
+    ]
+    return results[0] if single else results
+
+
+__all__ += ["Span", "TextVerdict"]

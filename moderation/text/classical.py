@@ -1,0 +1,208 @@
+"""The classical text models: scikit-learn Pipelines, grid-searched, with per-category thresholds tuned on our data.
+
+Every model is `Pipeline([("features", ColumnTransformer), ("clf", classifier)])` over the frame from
+`features.feature_frame`. `train_model` runs GridSearchCV on the bundled train split, tunes one threshold per
+category on out-of-fold predictions (never on the test split, never on public data), refits on the whole train
+split and scores the test split. `python -m moderation train` records the results in `data/model_card.json`;
+a model that is asked for later is rebuilt from those recorded parameters and cached per scikit-learn version,
+so nothing depends on unpickling an artefact made by another library version.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Callable
+
+import numpy as np
+import sklearn
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import f1_score
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier
+
+from ..taxonomy import DEFAULT_THRESHOLD, TEXT_CATEGORIES
+from .features import build_preprocessor
+
+SEED = 0
+CV_FOLDS = 3
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+
+class ThresholdedLinearRegression(ClassifierMixin, BaseEstimator):
+    """Least squares on 0/1 labels, clipped to [0, 1]: the teaching baseline that shows why classifiers exist.
+
+    Its "probabilities" are unbounded regression outputs squashed by clipping, so they are poorly calibrated and
+    a single outlier moves the whole fit; the metrics tab shows what that costs next to the real classifiers.
+    """
+
+    def fit(self, X, y):
+        self.regressor_ = LinearRegression().fit(X, y)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        return np.clip(self.regressor_.predict(X), 0.0, 1.0)
+
+    def predict(self, X):
+        return (self.predict_proba(X) >= 0.5).astype(int)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A named classical model: its classifier, its grid, and how big a feature space it can afford."""
+
+    name: str
+    title: str
+    make_classifier: Callable[[], BaseEstimator]
+    param_grid: dict
+    max_word_features: int = 30000
+    max_char_features: int = 50000
+    teaching_baseline: bool = False
+
+    def pipeline(self) -> Pipeline:
+        features = build_preprocessor(self.max_word_features, self.max_char_features)
+        return Pipeline([("features", features), ("clf", self.make_classifier())])
+
+
+SPECS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            "logreg", "Logistic regression (one-vs-rest)",
+            lambda: OneVsRestClassifier(LogisticRegression(max_iter=3000, class_weight="balanced", solver="liblinear")),
+            {"clf__estimator__C": [2.0, 8.0, 32.0]},
+        ),
+        ModelSpec(
+            "svm", "Linear SVM, calibrated (one-vs-rest)",
+            lambda: OneVsRestClassifier(CalibratedClassifierCV(LinearSVC(class_weight="balanced"), cv=3)),
+            {"clf__estimator__estimator__C": [0.1, 0.3, 1.0]},
+        ),
+        ModelSpec(
+            "forest", "Random forest (multi-output)",
+            lambda: RandomForestClassifier(class_weight="balanced_subsample", random_state=SEED, n_jobs=-1),
+            {"clf__n_estimators": [100, 300], "clf__max_depth": [None, 60], "clf__min_samples_split": [2, 5]},
+            max_word_features=5000, max_char_features=10000,
+        ),
+        ModelSpec(
+            "tree", "Decision tree (multi-output)",
+            lambda: DecisionTreeClassifier(class_weight="balanced", random_state=SEED),
+            {"clf__max_depth": [20, 60, None], "clf__min_samples_split": [2, 10]},
+            max_word_features=5000, max_char_features=10000,
+        ),
+        ModelSpec(
+            "linreg", "Linear regression on 0/1 labels (teaching baseline)",
+            ThresholdedLinearRegression, {"clf__fit_intercept": [True]},
+            max_word_features=5000, max_char_features=10000, teaching_baseline=True,
+        ),
+    )
+}
+
+
+def positive_proba(estimator, X) -> np.ndarray:
+    """P(category) as an (n, k) array whatever the estimator returns (OvR array, multi-output list, regression)."""
+    proba = estimator.predict_proba(X)
+    if isinstance(proba, list):  # multi-output trees: one (n, n_classes) array per category
+        clf = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+        columns = []
+        for classes, p in zip(clf.classes_, proba):
+            hit = np.flatnonzero(np.asarray(classes) == 1)
+            columns.append(p[:, hit[0]] if hit.size else np.zeros(p.shape[0]))
+        return np.column_stack(columns)
+    return np.asarray(proba, dtype=float)
+
+
+def tune_thresholds(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Per category, the threshold with the best F1 on out-of-fold predictions (ties: the one nearest 0.5)."""
+    thresholds = {}
+    for k, category in enumerate(TEXT_CATEGORIES):
+        if y_true[:, k].sum() == 0:
+            thresholds[category] = DEFAULT_THRESHOLD
+            continue
+        scores = [f1_score(y_true[:, k], proba[:, k] >= t, zero_division=0) for t in THRESHOLD_GRID]
+        best = max(scores)
+        candidates = [t for t, s in zip(THRESHOLD_GRID, scores) if s >= best - 1e-9]
+        thresholds[category] = float(min(candidates, key=lambda t: abs(t - 0.5)))
+    return thresholds
+
+
+def out_of_fold_proba(pipeline: Pipeline, X, y: np.ndarray) -> np.ndarray:
+    proba = np.zeros(y.shape, dtype=float)
+    for train_idx, val_idx in KFold(CV_FOLDS, shuffle=True, random_state=SEED).split(X):
+        fitted = clone(pipeline).fit(X.iloc[train_idx], y[train_idx])
+        proba[val_idx] = positive_proba(fitted, X.iloc[val_idx])
+    return proba
+
+
+def apply_thresholds(proba: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
+    return (proba >= np.array([thresholds[c] for c in TEXT_CATEGORIES])).astype(int)
+
+
+@dataclass
+class TrainedModel:
+    """A fitted pipeline with its tuned thresholds and the record of how it was chosen."""
+
+    name: str
+    pipeline: Pipeline
+    thresholds: dict[str, float]
+    record: dict = field(default_factory=dict)
+
+    def predict_proba(self, frame) -> np.ndarray:
+        return positive_proba(self.pipeline, frame)
+
+
+def grid_search(spec: ModelSpec, X, y: np.ndarray) -> tuple[dict, list[dict], float]:
+    """GridSearchCV over the spec's grid: best parameters, every combination's CV score, best score."""
+    search = GridSearchCV(spec.pipeline(), spec.param_grid, scoring="f1_macro",
+                          cv=KFold(CV_FOLDS, shuffle=True, random_state=SEED), n_jobs=1, refit=False)
+    search.fit(X, y)
+    results = [
+        {"params": {k.split("__")[-1]: v for k, v in params.items()}, "mean_f1_macro": round(float(mean), 4),
+         "std_f1_macro": round(float(std), 4), "mean_fit_seconds": round(float(fit_time), 2)}
+        for params, mean, std, fit_time in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"],
+                                               search.cv_results_["std_test_score"], search.cv_results_["mean_fit_time"])
+    ]
+    return search.best_params_, results, float(search.best_score_)
+
+
+def fit_model(spec: ModelSpec, params: dict, X, y: np.ndarray, thresholds: dict | None = None) -> TrainedModel:
+    """Fit `spec` with `params` on (X, y); tune thresholds out-of-fold unless they are given."""
+    pipeline = spec.pipeline().set_params(**params)
+    if thresholds is None:
+        thresholds = tune_thresholds(y, out_of_fold_proba(pipeline, X, y))
+    pipeline.fit(X, y)
+    return TrainedModel(spec.name, pipeline, thresholds)
+
+
+def train_model(spec: ModelSpec, X_train, y_train, X_test, y_test) -> TrainedModel:
+    """Grid search, threshold tuning, refit, and test-split scores: the full record for the model card."""
+    started = time.perf_counter()
+    best_params, cv_results, cv_best = grid_search(spec, X_train, y_train)
+    model = fit_model(spec, best_params, X_train, y_train)
+    predicted = apply_thresholds(model.predict_proba(X_test), model.thresholds)
+    per_category = f1_score(y_test, predicted, average=None, zero_division=0)
+    model.record = {
+        "title": spec.title,
+        "teaching_baseline": spec.teaching_baseline,
+        "best_params": best_params,
+        "thresholds": model.thresholds,
+        "cv_best_f1_macro": round(cv_best, 4),
+        "cv_results": cv_results,
+        "test_f1_macro": round(float(f1_score(y_test, predicted, average="macro", zero_division=0)), 4),
+        "test_f1": {c: round(float(s), 4) for c, s in zip(TEXT_CATEGORIES, per_category)},
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "scikit_learn": sklearn.__version__,
+    }
+    return model
+
+
+def read_model_card() -> dict:
+    path = resources.files("moderation.data").joinpath("model_card.json")
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"models": {}}

@@ -1,0 +1,103 @@
+"""From raw texts to the feature frame every classical model reads, and the ColumnTransformer over it.
+
+`analyze` runs the normaliser and the lexicon once per text; the frame it builds holds the normalised text
+(for word and character TF-IDF), numeric text statistics (scaled), lexicon evidence per category (scaled) and
+the text's source (one-hot). The same frame feeds training, prediction and span occlusion, so the model sees
+exactly what the spans explain.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
+
+from ..lexicon import Lexicon, LexiconMatch, default_lexicon
+from ..normalize import Normalized, normalize
+from ..taxonomy import TEXT_CATEGORIES
+
+UNKNOWN_SOURCE = "unknown"
+_URL = re.compile(r"https?://|www\.|\b[a-z0-9-]+\.(?:com|net|org|co|uk|ly|io|info|biz|xyz)\b", re.I)
+_PHONE = re.compile(r"(?:\+?\d[\d\s-]{6,}\d)")
+_DIGIT = re.compile(r"\d")
+_REPEATED_PUNCT = re.compile(r"([!?.])\1{1,}")
+_MONEY = re.compile(r"[£$€]\s?\d|\d+\s?(?:p|pence|usd|gbp)\b", re.I)
+_WORD = re.compile(r"\w+")
+
+STAT_COLUMNS = [
+    "length_log", "caps_ratio", "digit_ratio", "url_count", "phone_count", "money_count",
+    "repeated_punct", "obfuscation_ratio", "word_count_log",
+]
+LEXICON_COLUMNS = [f"lex_{c}" for c in TEXT_CATEGORIES] + [f"lexn_{c}" for c in TEXT_CATEGORIES]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One text after normalisation and lexicon matching (computed once, used for features and spans)."""
+
+    normalized: Normalized
+    matches: tuple[LexiconMatch, ...]
+    model_text: str  # normalised text with allowlisted words blanked out
+
+
+def analyze(text: str, lexicon: Lexicon | None = None) -> Analysis:
+    lexicon = lexicon or default_lexicon()
+    norm = normalize(text)
+    matches = tuple(lexicon.find(norm.text))
+    return Analysis(norm, matches, lexicon.blank_allowed(norm.text))
+
+
+def text_statistics(text: str, norm: Normalized) -> list[float]:
+    """Numeric signals that n-grams miss: shouting, numbers, links, phones, money, stretched punctuation, evasion."""
+    letters = [c for c in text if c.isalpha()]
+    caps = sum(c.isupper() for c in letters) / len(letters) if letters else 0.0
+    digits = len(_DIGIT.findall(text)) / len(text) if text else 0.0
+    # How much the normaliser had to change: a high share means deliberate obfuscation.
+    changed = sum(1 for a, b in zip(norm.text, (text[i].casefold() for i in norm.origin)) if a != b)
+    obfuscation = (changed + abs(len(text) - len(norm.text))) / max(len(text), 1)
+    return [
+        float(np.log1p(len(text))), caps, digits,
+        float(len(_URL.findall(text))), float(len(_PHONE.findall(text))), float(len(_MONEY.findall(text))),
+        float(len(_REPEATED_PUNCT.findall(text))), min(obfuscation, 1.0), float(np.log1p(len(_WORD.findall(text)))),
+    ]
+
+
+def lexicon_features(matches) -> list[float]:
+    """Per category: the strongest matching term's weight, and how many terms matched."""
+    strongest = dict.fromkeys(TEXT_CATEGORIES, 0.0)
+    counts = dict.fromkeys(TEXT_CATEGORIES, 0.0)
+    for m in matches:
+        strongest[m.category] = max(strongest[m.category], m.weight)
+        counts[m.category] += 1.0
+    return [strongest[c] for c in TEXT_CATEGORIES] + [counts[c] for c in TEXT_CATEGORIES]
+
+
+def feature_frame(texts, analyses, sources=None) -> pd.DataFrame:
+    """The frame the ColumnTransformer reads: text, statistics, lexicon evidence and source."""
+    rows = [
+        [a.model_text, *text_statistics(t, a.normalized), *lexicon_features(a.matches)]
+        for t, a in zip(texts, analyses)
+    ]
+    frame = pd.DataFrame(rows, columns=["text", *STAT_COLUMNS, *LEXICON_COLUMNS])
+    frame["source"] = list(sources) if sources is not None else UNKNOWN_SOURCE
+    return frame
+
+
+def build_preprocessor(max_word_features: int = 30000, max_char_features: int = 50000) -> ColumnTransformer:
+    """Word and character TF-IDF on the normalised text, scaled numeric statistics and lexicon evidence, one-hot source."""
+    return ColumnTransformer(
+        [
+            ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=max_word_features,
+                                      token_pattern=r"(?u)\b\w[\w'*]*\b"), "text"),
+            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True,
+                                      max_features=max_char_features), "text"),
+            ("stats", StandardScaler(), STAT_COLUMNS),
+            ("lexicon", MinMaxScaler(clip=True), LEXICON_COLUMNS),
+            ("source", OneHotEncoder(handle_unknown="ignore"), ["source"]),
+        ],
+        sparse_threshold=1.0,
+    )
