@@ -56,7 +56,7 @@ NSFW_CLASSES: Mapping[str, tuple[str, ...]] = MappingProxyType({
 
 
 def synonyms(label: str) -> list[str]:
-    """The comma-separated names of a label, normalised ("Assault_Rifle, assault gun" -> ["assault rifle", "assault gun"])."""
+    """A label's comma-separated names, normalised: "Assault_Rifle, assault gun" -> ["assault rifle", "assault gun"]."""
     return [name.strip().lower().replace("_", " ") for name in label.split(",") if name.strip()]
 
 
@@ -66,7 +66,9 @@ def map_labels(labels: Iterable[str], table: Mapping[str, tuple[str, ...]]) -> d
     Matching synonyms rather than whole strings lets the table work for checkpoints that spell ImageNet labels
     differently ("assault rifle", "assault_rifle", "assault rifle, assault gun").
     """
-    category_of = {name: category for category, entries in table.items() for entry in entries for name in synonyms(entry)}
+    category_of = {
+        name: category for category, entries in table.items() for entry in entries for name in synonyms(entry)
+    }
     mapped = {}
     for label in labels:
         category = next((category_of[name] for name in synonyms(label) if name in category_of), None)

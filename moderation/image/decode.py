@@ -37,7 +37,7 @@ _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyErr
 
 def load_frames(image: ImageInput, *, max_bytes: int = MAX_IMAGE_BYTES,
                 max_pixels: int = MAX_IMAGE_PIXELS) -> list[Image.Image]:
-    """Decode `image` into 1..MAX_FRAMES upright RGB frames; ValueError if it is not a usable image within the limits."""
+    """Decode `image` into 1..MAX_FRAMES upright RGB frames; ValueError if it is not a usable image within limits."""
     if isinstance(image, Image.Image):
         start = image.tell()
         try:
@@ -48,9 +48,10 @@ def load_frames(image: ImageInput, *, max_bytes: int = MAX_IMAGE_BYTES,
     try:
         opened = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.UnidentifiedImageError:
-        raise ValueError(
-            f"Not a supported image: the data is not {', '.join(ALLOWED_FORMATS)} (or is corrupt)."
-        ) from None
+        names = ", ".join(ALLOWED_FORMATS[:-1]) + " or " + ALLOWED_FORMATS[-1]
+        raise ValueError(f"Not a supported image: the data is not a {names} file, or it is corrupt.") from None
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"Image is too large to decode safely ({_reason(exc)}).") from exc
     except _DECODE_ERRORS as exc:
         raise ValueError(f"Could not read the image header ({_reason(exc)}).") from exc
     with opened:

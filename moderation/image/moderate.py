@@ -17,8 +17,10 @@ TOP_K_LABELS = 5
 class ImageVerdict:
     """The outcome for one image.
 
-    `scores` holds every image category; `categories` the flagged ones, most severe first. `labels` are the
-    ImageNet classifier's top labels (for an animation, each label's highest probability over the checked frames).
+    `scores` holds every image category, `thresholds` the cut-offs applied to them, `categories` the flagged ones,
+    most severe first. `matched_blocklist` is the known image it matched, if any, which flags it on its own.
+    `labels` are the ImageNet classifier's top labels (for an animation, each label's highest probability over the
+    checked frames).
     `not_assessed` lists categories that no configured model can see (`sexual` unless an NSFW model is set), whose
     score of 0.0 therefore means "unknown", not "clean". `nsfw_model` is None when the NSFW model is off.
     """
@@ -28,6 +30,7 @@ class ImageVerdict:
     categories: list[str]
     labels: list[tuple[str, float]]
     matched_blocklist: BlocklistMatch | None
+    thresholds: dict[str, float]
     model: str
     nsfw_model: str | None
     not_assessed: list[str]
@@ -41,6 +44,7 @@ class ImageVerdict:
             "categories": list(self.categories),
             "labels": [{"label": label, "probability": probability} for label, probability in self.labels],
             "matched_blocklist": self.matched_blocklist.to_dict() if self.matched_blocklist else None,
+            "thresholds": dict(self.thresholds),
             "model": self.model,
             "nsfw_model": self.nsfw_model,
             "not_assessed": list(self.not_assessed),
@@ -67,11 +71,12 @@ def moderate_image(
     Raises ValueError for input that is not a usable image within `max_bytes` / `max_pixels`, and
     `ModelUnavailableError` when a configured model cannot be loaded.
     """
-    from . import classifier  # torch and transformers load on first use, not on `import moderation.image`
-
-    limits = resolve_thresholds(thresholds, DEFAULT_IMAGE_THRESHOLDS, IMAGE_CATEGORIES)
+    applied = resolve_thresholds(thresholds, DEFAULT_IMAGE_THRESHOLDS, IMAGE_CATEGORIES)
     frames = load_frames(image, max_bytes=max_bytes, max_pixels=max_pixels)
     matched = match_blocklist(frames, path=blocklist)
+
+    # torch and transformers load on first use, after a bad upload has already been turned away.
+    from . import classifier
 
     imagenet = classifier.load_image_classifier(model)
     nsfw = classifier.load_nsfw_classifier(nsfw_model)
@@ -84,13 +89,14 @@ def moderate_image(
 
     # IMAGE_CATEGORIES is most severe first. A category no model can see scores 0.0 meaning "unknown": it is
     # reported in not_assessed and never flagged, even with a threshold of 0.
-    flagged_categories = [c for c in IMAGE_CATEGORIES if c in assessed and scores[c] >= limits[c]]
+    flagged_categories = [c for c in IMAGE_CATEGORIES if c in assessed and scores[c] >= applied[c]]
     return ImageVerdict(
         flagged=bool(flagged_categories) or matched is not None,
         scores=scores,
         categories=flagged_categories,
         labels=sorted(label_peaks.items(), key=lambda item: item[1], reverse=True)[:TOP_K_LABELS],
         matched_blocklist=matched,
+        thresholds=applied,
         model=imagenet.model_id,
         nsfw_model=nsfw.model_id if nsfw else None,
         not_assessed=[c for c in IMAGE_CATEGORIES if c not in assessed],
