@@ -4,7 +4,7 @@
 2. Decode-time suppression: a `LogitsProcessor` bans, at every step, each token that would complete a blocked word
    (default lexicon + caller blocklist) at a word boundary in the decoded text. It reasons about text, not token
    sequences, because one word has many tokenisations (" idiot", "idiot", "Idiot", " id"+"iot"...).
-3. Streaming output check: the growing continuation is moderated each time a word is completed; once it is flagged
+3. Streaming output check: the growing continuation is moderated every few tokens as it streams; once it is flagged
    the attempt stops, the offending spans are redacted and, up to `MAX_ATTEMPTS`, it is re-sampled with the next seed.
 
 Sampling runs in our own token loop rather than `model.generate` so that every step can be checked and streamed and
@@ -31,6 +31,9 @@ DEFAULT_MODEL = "gpt2"
 MAX_NEW_TOKENS_CAP = 200
 MAX_TEMPERATURE = 2.0
 MAX_ATTEMPTS = 3
+#: The output check runs every this many new tokens (and at the end): each check costs a text-model call, about as
+#: much as a few tokens of a small model, and this keeps the stream's chunks short.
+CHECK_EVERY_TOKENS = 4
 POLICIES = ("refuse", "warn")
 #: Lexicon categories whose words are banned while decoding. Spam terms ("free", "winner", "click here") are ordinary
 #: words out of context, so spam is left to the output check.
@@ -298,36 +301,31 @@ def _guarded_stream(prompt, model_id, max_new_tokens, temperature, top_p, seed, 
     base_seed = secrets.randbelow(2**62) if seed is None else seed
     suppressed, safest = 0, None
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        text, verdict, checked = "", None, None
+        new_ids, verdict, checked = [], None, -1
         for new_ids, steered in _sample_tokens(loaded, prompt_ids, max_new_tokens, temperature, top_p, blocker,
                                                base_seed + attempt - 1):
             suppressed += steered
-            text = loaded.tokenizer.decode(new_ids, skip_special_tokens=True)
-            if checked is not None and not _completes_word(checked, text):
-                continue
-            verdict, checked = check(text), text
-            if verdict.flagged:
-                break
-            yield GenerationResult(prompt, text, False, prompt_verdict, verdict, suppressed, attempt)
-        if checked != text:
-            verdict = check(text)
-        result = GenerationResult(prompt, _redact(text, verdict) if verdict.flagged else text, False,
-                                  prompt_verdict, verdict, suppressed, attempt)
-        yield result
+            if len(new_ids) % CHECK_EVERY_TOKENS == 0:
+                verdict, checked = check(loaded.tokenizer.decode(new_ids, skip_special_tokens=True)), len(new_ids)
+                if verdict.flagged:
+                    break
+                yield GenerationResult(prompt, verdict.text, False, prompt_verdict, verdict, suppressed, attempt)
+        if checked != len(new_ids):  # the tokens after the last check
+            verdict = check(loaded.tokenizer.decode(new_ids, skip_special_tokens=True))
+            if not verdict.flagged:
+                yield GenerationResult(prompt, verdict.text, False, prompt_verdict, verdict, suppressed, attempt)
         if not verdict.flagged:
             return
+        result = GenerationResult(prompt, _redact(verdict), False, prompt_verdict, verdict, suppressed, attempt)
+        yield result
         safest = min(safest or result, result, key=_harm)
     yield GenerationResult(safest.prompt, safest.text, False, prompt_verdict, safest.output_verdict, suppressed,
                            MAX_ATTEMPTS)
 
 
-def _completes_word(checked: str, text: str) -> bool:
-    """Whether `text` added a word boundary since the last checked text, so there is a new whole word to moderate."""
-    return not text.startswith(checked) or any(not ch.isalnum() for ch in text[len(checked):])
-
-
-def _redact(text: str, verdict: TextVerdict) -> str:
-    """Mask the spans of the flagged categories; with no span to point at, withhold the whole text."""
+def _redact(verdict: TextVerdict) -> str:
+    """The checked text with the spans of the flagged categories masked; with no span to point at, all of it."""
+    text = verdict.text
     spans = [span for span in verdict.spans if span.label in verdict.categories]
     if not spans:
         return REDACTION_CHAR * len(text)

@@ -43,6 +43,10 @@ LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "@": "a", "5": "s", "$": "s", "7
 _EDGE_SENSITIVE = frozenset("!|@")
 # A single letter or digit, then two or more times: the same separator and another single character.
 _SPACED_RUN = re.compile(r"(?<![^\W_])[^\W_](?=([ .\-_·•,/+~]))(?:\1[^\W_](?![^\W_])){2,}")
+_LOOKALIKES = frozenset(HOMOGLYPHS)
+_LEET_CHARS = frozenset(LEET)
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_STRETCHED = re.compile(r"([^\W\d_])\1\1")
 _NUMBER_WITH_UNIT = re.compile(r"^\d+[a-z]{0,3}$|^[a-z]+\d+$")
 
 
@@ -165,25 +169,35 @@ def _collapse_repeats(chars: list[str], origin: list[int]) -> tuple[list[str], l
 
 
 def normalize(text: str) -> Normalized:
-    """Normalise `text` for matching and features; see the module docstring for the steps."""
+    """Normalise `text` for matching and features; see the module docstring for the steps.
+
+    Each step is skipped when the text cannot need it (plain ASCII, no look-alikes, no leet characters, no
+    stretched letters), which keeps ordinary text cheap.
+    """
     if not isinstance(text, str):
         raise TypeError(f"normalize() expects str, got {type(text).__name__}")
-    chars: list[str] = []
-    origin: list[int] = []
-    for index, ch in enumerate(text):
-        for folded in _fold_char(ch):
-            chars.append(folded)
-            origin.append(index)
-    chars = _fold_homoglyph_words(chars)
-    lowered_chars: list[str] = []
-    lowered_origin: list[int] = []
-    for ch, o in zip(chars, origin):
-        for low in ch.casefold():
-            lowered_chars.append(low)
-            lowered_origin.append(o)
-    chars, origin = _join_spaced_letters(lowered_chars, lowered_origin)
-    chars = _unleet(chars)
-    chars, origin = _collapse_repeats(chars, origin)
+    if text.isascii() and _ASCII_CONTROL.search(text) is None:
+        chars, origin = list(text.lower()), list(range(len(text)))
+    else:
+        chars, origin = [], []
+        for index, ch in enumerate(text):
+            for folded in _fold_char(ch):
+                chars.append(folded)
+                origin.append(index)
+        if not _LOOKALIKES.isdisjoint(chars):
+            chars = _fold_homoglyph_words(chars)
+        lowered_chars: list[str] = []
+        lowered_origin: list[int] = []
+        for ch, o in zip(chars, origin):
+            for low in ch.casefold():
+                lowered_chars.append(low)
+                lowered_origin.append(o)
+        chars, origin = lowered_chars, lowered_origin
+    chars, origin = _join_spaced_letters(chars, origin)
+    if not _LEET_CHARS.isdisjoint(chars):
+        chars = _unleet(chars)
+    if _STRETCHED.search("".join(chars)):
+        chars, origin = _collapse_repeats(chars, origin)
     return Normalized("".join(chars), tuple(origin), text)
 
 

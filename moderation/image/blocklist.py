@@ -11,10 +11,10 @@ against re-uploads, not a substitute for PhotoDNA/PDQ hash-sharing programmes.
 
 The list is a small JSON file: the `path` argument, else $MODERATION_IMAGE_BLOCKLIST, else `image_blocklist.json`
 in the package's cache directory (`moderation.datasets.cache_dir()`: $MODERATION_CACHE_DIR, else
-~/.cache/moderation, under $XDG_CACHE_HOME when set). Writes go to a temporary file that
-replaces the old one atomically, so a crash never leaves half a file; a file that is nevertheless corrupt raises
-`BlocklistError` rather than being treated as empty, because an emptied blocklist silently lets known images back
-in. One writer at a time: concurrent writers in different processes may lose each other's additions.
+~/.cache/moderation, under $XDG_CACHE_HOME when set). Writes go to a temporary file that replaces the old one
+atomically, so a crash never leaves half a file; a file that is nevertheless corrupt raises `BlocklistError`
+rather than being treated as empty, because an emptied blocklist silently lets known images back in. One writer
+at a time: writers in different processes may lose each other's additions (a lock guards threads of one process).
 """
 from __future__ import annotations
 

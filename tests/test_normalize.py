@@ -1,0 +1,68 @@
+"""The normaliser sees through evasions and always maps back into the original text."""
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from moderation.normalize import normalize, normalize_text
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("f.u.c.k", "fuck"),
+    ("k i l l y o u r s e l f", "killyourself"),
+    ("sh1t", "shit"),
+    ("1d10t", "idiot"),
+    ("b@stard", "bastard"),
+    ("a$$hole", "asshole"),
+    ("sh!t", "shit"),
+    ("fuuuuuck", "fuck"),
+    ("іdіоt", "idiot"),            # Cyrillic і and о
+    ("ΙDΙΟΤ", "idiot"),            # Greek capitals
+    ("fu\u200bck", "fuck"),        # zero-width space
+    ("ＦＵＣＫ", "fuck"),            # full-width letters
+    ("fück", "fuck"),              # accent stripped
+])
+def test_evasions_become_plain_words(raw, expected):
+    assert normalize_text(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["call me at 10pm", "the 2nd floor", "covid19 cases", "Hello!!!", "@john hi", "I am a b"])
+def test_ordinary_text_keeps_its_shape(raw):
+    assert normalize_text(raw) == raw.lower()
+
+
+def test_real_cyrillic_words_are_not_folded():
+    assert normalize_text("привет друг") == "привет друг"
+
+
+def test_offsets_point_back_at_what_was_written():
+    raw = "you f.u.c.k-ing іdіоt!!"
+    norm = normalize(raw)
+    start = norm.text.index("idiot")
+    a, b = norm.original_span(start, start + len("idiot"))
+    assert raw[a:b] == "іdіоt"
+    start = norm.text.index("fuck")
+    a, b = norm.original_span(start, start + 4)
+    assert raw[a:b] == "f.u.c.k"
+
+
+def test_rejects_non_strings():
+    with pytest.raises(TypeError):
+        normalize(b"bytes")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_origin_map_stays_inside_the_original(text):
+    norm = normalize(text)
+    assert len(norm.origin) == len(norm.text)
+    assert all(0 <= o < len(text) for o in norm.origin)
+    assert list(norm.origin) == sorted(norm.origin)
+    if norm.text:
+        a, b = norm.original_span(0, len(norm.text))
+        assert 0 <= a < b <= len(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8")) | st.text(alphabet="fuckshit1!@$*. 0345іоаеk"))
+def test_normalising_twice_changes_nothing(text):
+    once = normalize_text(text)
+    assert normalize_text(once) == once
