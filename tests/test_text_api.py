@@ -79,7 +79,8 @@ def test_thresholds_blocklist_and_allowlist():
     assert not moderate_text(text).flagged
     blocked = moderate_text(text, blocklist=["pineapple"])
     assert blocked.flagged and blocked.scores["profanity"] == 1.0
-    assert [(text[s.start:s.end], s.source) for s in blocked.spans] == [("pineapple", "blocklist")]
+    assert [text[s.start:s.end] for s in blocked.spans] == ["pineapple"]
+    assert "blocklist" in blocked.spans[0].source
     assert moderate_text(text, blocklist={"harassment": ["p1neapple"]}).categories == ["harassment"]
     assert not moderate_text("what a dick move", allowlist=["dick move"], thresholds={"profanity": 0.99}).flagged
     assert moderate_text("have a nice day", thresholds=0.0).flagged

@@ -10,11 +10,13 @@ so nothing depends on unpickling an artefact made by another library version.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Callable
 
+import joblib
 import numpy as np
 import sklearn
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -82,7 +84,7 @@ SPECS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "svm", "Linear SVM, calibrated (one-vs-rest)",
-            lambda: OneVsRestClassifier(CalibratedClassifierCV(LinearSVC(class_weight="balanced"), cv=3)),
+            lambda: OneVsRestClassifier(CalibratedClassifierCV(LinearSVC(class_weight="balanced", max_iter=10000), cv=3)),
             {"clf__estimator__estimator__C": [0.1, 0.3, 1.0]},
         ),
         ModelSpec(
@@ -160,9 +162,12 @@ class TrainedModel:
 
 def grid_search(spec: ModelSpec, X, y: np.ndarray) -> tuple[dict, list[dict], float]:
     """GridSearchCV over the spec's grid: best parameters, every combination's CV score, best score."""
-    search = GridSearchCV(spec.pipeline(), spec.param_grid, scoring="f1_macro",
-                          cv=KFold(CV_FOLDS, shuffle=True, random_state=SEED), n_jobs=1, refit=False)
-    search.fit(X, y)
+    with tempfile.TemporaryDirectory(prefix="moderation-grid-") as cache:
+        # The feature step only depends on the fold, not on the classifier's parameters: fit it once per fold.
+        pipeline = spec.pipeline().set_params(memory=joblib.Memory(cache, verbose=0))
+        search = GridSearchCV(pipeline, spec.param_grid, scoring="f1_macro",
+                              cv=KFold(CV_FOLDS, shuffle=True, random_state=SEED), n_jobs=1, refit=False)
+        search.fit(X, y)
     results = [
         {"params": {k.split("__")[-1]: v for k, v in params.items()}, "mean_f1_macro": round(float(mean), 4),
          "std_f1_macro": round(float(std), 4), "mean_fit_seconds": round(float(fit_time), 2)}

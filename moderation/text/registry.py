@@ -89,6 +89,16 @@ def predict_labels(model, frame) -> np.ndarray:
     return (proba >= np.array([model.thresholds[c] for c in LABEL_COLUMNS])).astype(int)
 
 
+def _write_model_card(card: dict) -> None:
+    candidates = {n: r for n, r in card["models"].items() if n in SPECS and not r.get("teaching_baseline")}
+    card["default"] = max(candidates, key=lambda n: candidates[n]["test_f1_macro"])
+    card["data_version"] = data_version()
+    path = resources.files("moderation.data").joinpath("model_card.json")
+    with open(str(path), "w", encoding="utf-8") as handle:
+        json.dump(card, handle, indent=1, sort_keys=True)
+        handle.write("\n")
+
+
 def train_all(names=None, log=print) -> dict:
     """Grid-search, tune and test every named classical model; write the model card; return it.
 
@@ -106,13 +116,7 @@ def train_all(names=None, log=print) -> dict:
         card["models"][name] = model.record
         log(f"  {name}: test macro-F1 {model.record['test_f1_macro']} (cv {model.record['cv_best_f1_macro']}), "
             f"{model.record['train_seconds']} s, params {model.record['best_params']}")
-    candidates = {n: r for n, r in card["models"].items() if n in SPECS and not r.get("teaching_baseline")}
-    card["default"] = max(candidates, key=lambda n: candidates[n]["test_f1_macro"])
-    card["data_version"] = data_version()
-    path = resources.files("moderation.data").joinpath("model_card.json")
-    with open(str(path), "w", encoding="utf-8") as handle:
-        json.dump(card, handle, indent=1, sort_keys=True)
-        handle.write("\n")
+        _write_model_card(card)  # after every model, so an interrupted run keeps what it finished
     with _lock:
         _loaded.clear()
     return card
