@@ -31,6 +31,7 @@ from moderation.image import (
 )
 from moderation.image.categories import IMAGENET_CLASSES, NSFW_CLASSES, category_scores, map_labels, synonyms
 from moderation.image.decode import frame_indices
+from moderation.taxonomy import DEFAULT_IMAGE_THRESHOLDS
 from moderation.testing.tiny_models import VIT_LABELS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"
@@ -99,6 +100,7 @@ def test_verdict_scores_every_category_and_is_json_ready(vit):
     # The tiny ViT's labels include weapons, drugs, alcohol and swimwear, but no nudity and no guillotine.
     assert verdict.not_assessed == ["sexual", "violence"]
     assert verdict.nsfw_model is None and verdict.model == vit and verdict.frames_checked == 1
+    assert verdict.thresholds == dict(DEFAULT_IMAGE_THRESHOLDS) and verdict.matched_blocklist is None
     assert json.loads(json.dumps(verdict.to_dict()))["scores"] == verdict.scores
 
 

@@ -1,0 +1,378 @@
+"""The moderation lab in a browser: Text, Image, Generation and Metrics tabs over the `moderation` package.
+
+Every handler converts widget values, calls `moderation`, and formats the result; the logic lives in the package
+(formatting helpers in `moderation.app_support`, reports in `moderation.metrics`). Nothing loads a model or touches
+the network at import time: models load on first use, once per process.
+
+    python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT to change)
+    python app.py --share    # also ask Gradio for a public link (or MODERATION_SHARE=1)
+
+Model ids come from the server's environment (MODERATION_IMAGE_MODEL, MODERATION_NSFW_MODEL,
+MODERATION_GENERATION_MODEL), never from the page, so visitors cannot make the server fetch or read anything.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+from pathlib import Path
+
+import gradio as gr
+
+import moderation
+from moderation import app_support as support
+from moderation import metrics
+from moderation.datasets import BUNDLED
+from moderation.image import censored_preview
+from moderation.taxonomy import IMAGE_CATEGORIES, TEXT_CATEGORIES
+from moderation.text import available_models
+
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+#: One colour per text category for highlighted spans (Okabe-Ito, readable by colour-blind users).
+SPAN_COLOURS = dict(zip(TEXT_CATEGORIES, ["#D55E00", "#CC79A7", "#E69F00", "#0072B2", "#F0E442", "#56B4E9", "#009E73"]))
+#: Uploads are bounded for a public demo (the image decoder has its own, tighter pixel and byte limits).
+LAUNCH_OPTIONS = {"max_file_size": "20mb"}
+
+
+def _example_texts() -> list[str]:
+    path = EXAMPLES / "texts.csv"
+    return support.read_text_table(path)["text"].tolist() if path.is_file() else []
+
+
+def _user_error(exc: Exception) -> gr.Error:
+    """Bad input becomes a message in the page, never a traceback."""
+    return gr.Error(str(exc), print_exception=False)
+
+
+# --- Text --------------------------------------------------------------------------------------------------------
+
+
+def moderate_text(text, model="default", custom_thresholds=False, blocklist="", allowlist="",
+                  progress=gr.Progress(), *thresholds):
+    """Moderate one text; thresholds (one per category, taxonomy order) apply only when `custom_thresholds`."""
+    progress(0, desc=f"Running {model} (a model loads on first use, once)")
+    try:
+        verdict = moderation.moderate_text(
+            text or "", model=model, blocklist=support.parse_terms(blocklist), allowlist=support.parse_terms(allowlist),
+            thresholds=dict(zip(TEXT_CATEGORIES, thresholds)) if custom_thresholds else None,
+        )
+    except (ValueError, TypeError) as exc:
+        raise _user_error(exc) from None
+    status = f"Model `{verdict.model}`" + (" (long text: the model read its beginning)" if verdict.truncated else "")
+    return (support.verdict_markdown(verdict.flagged, verdict.categories), verdict.scores,
+            support.highlight_segments(verdict.text, verdict.spans), verdict.to_dict(), status)
+
+
+# Name the threshold parameters after the categories, so API callers can pass e.g. `harassment=0.8`.
+moderate_text.__signature__ = inspect.signature(moderate_text).replace(parameters=[
+    *list(inspect.signature(moderate_text).parameters.values())[:-1],
+    *(inspect.Parameter(c, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=0.5) for c in TEXT_CATEGORIES),
+])
+
+
+def thresholds_for(model):
+    """Move the sliders to the thresholds tuned for the chosen model."""
+    tuned = support.tuned_thresholds(model)
+    return [gr.Slider(value=tuned[c]) for c in TEXT_CATEGORIES]
+
+
+def batch_columns(path):
+    if not path:
+        return gr.Dropdown(choices=[], value=None)
+    try:
+        frame = support.read_text_table(path)
+    except ValueError as exc:
+        raise _user_error(exc) from None
+    return gr.Dropdown(choices=list(frame.columns), value=support.guess_text_column(frame))
+
+
+def moderate_batch(path, column=None, model="default", progress=gr.Progress()):
+    """Moderate every row of a CSV/TXT upload; returns a preview table, the scored CSV and a summary line."""
+    if not path:
+        raise gr.Error("Upload a CSV or TXT file first.", print_exception=False)
+    try:
+        frame = support.read_text_table(path)
+        column = column or support.guess_text_column(frame)
+        scored = support.moderate_table(
+            frame, column, model, on_progress=lambda done, total: progress(done / total, desc=f"{done}/{total} rows"))
+    except (ValueError, TypeError) as exc:
+        raise _user_error(exc) from None
+    return (scored.head(1000), support.write_csv(scored, f"moderated-{Path(path).stem}"),
+            support.batch_summary(scored, column))
+
+
+# --- Image -------------------------------------------------------------------------------------------------------
+
+
+def moderate_image(image, progress=gr.Progress()):
+    """Verdict, category scores, top classifier labels, censored preview (when flagged), notes and raw JSON."""
+    if image is None:
+        raise gr.Error("Upload an image or take one with the webcam first.", print_exception=False)
+    progress(0, desc="Classifying (the image model loads on first use, once)")
+    try:
+        verdict = moderation.moderate_image(image)
+    except moderation.ModelUnavailableError as exc:
+        return "### Image model unavailable", None, None, None, str(exc), {"error": str(exc)}
+    except ValueError as exc:
+        raise _user_error(exc) from None
+    headline, notes = support.image_summary(verdict)
+    preview = censored_preview(image) if verdict.flagged else None
+    return headline, verdict.scores, dict(verdict.labels), preview, notes, verdict.to_dict()
+
+
+def add_to_blocklist(image, note=""):
+    if image is None:
+        raise gr.Error("Upload the image to add first.", print_exception=False)
+    try:
+        return support.add_image_to_blocklist(image, note or "")
+    except ValueError as exc:
+        raise _user_error(exc) from None
+
+
+def remove_from_blocklist(image):
+    if image is None:
+        raise gr.Error("Upload the image to remove first.", print_exception=False)
+    try:
+        return support.remove_image_from_blocklist(image)
+    except ValueError as exc:
+        raise _user_error(exc) from None
+
+
+# --- Generation --------------------------------------------------------------------------------------------------
+
+
+def generate(prompt, max_new_tokens=60, temperature=0.8, top_p=0.95, seed=-1, policy="refuse", blocklist=""):
+    """Stream a guarded continuation: highlighted text, prompt and output verdicts, suppressions, raw JSON.
+
+    A negative seed (the default) draws a random one; any other seed makes the result reproducible.
+    """
+    yield [], "", "Working… (the generation model loads on first use, once)", 0, None
+    try:
+        stream = moderation.stream_moderated(
+            prompt or "", max_new_tokens=int(max_new_tokens), temperature=float(temperature), top_p=float(top_p),
+            seed=None if seed is None or seed < 0 else int(seed), policy=policy,
+            blocklist=support.parse_terms(blocklist),
+        )
+        result = None
+        for result in stream:
+            yield *support.generation_summary(result, final=False), result.suppressed, result.to_dict()
+        yield *support.generation_summary(result), result.suppressed, result.to_dict()
+    except moderation.ModelUnavailableError as exc:
+        yield [], "", f"### Generation model unavailable\n\n{exc}", 0, {"error": str(exc)}
+    except (ValueError, TypeError) as exc:
+        raise _user_error(exc) from None
+
+
+# --- Metrics -----------------------------------------------------------------------------------------------------
+
+
+def _report_outputs(report, view, model):
+    view = view if view in report.views else metrics.FLAGGED_VIEW
+    return (report, gr.Dropdown(choices=report.views, value=view), report.reading(view),
+            support.confusion_image(report, view), report.category_table(), report.flagged_table(),
+            metrics.grid_search_summary(model), metrics.grid_search_table(model))
+
+
+def evaluate(dataset="texts", model="default", view=metrics.FLAGGED_VIEW, progress=gr.Progress()):
+    """Evaluate a model on a bundled dataset's test split (cached: switching back is instant)."""
+    progress(0, desc=f"Evaluating {model} on {dataset} (first time only; a model loads on first use)")
+    try:
+        report = metrics.evaluate_bundled(dataset, model)
+    except ValueError as exc:
+        raise _user_error(exc) from None
+    return _report_outputs(report, view, model)
+
+
+def evaluate_csv(path, model="default", view=metrics.FLAGGED_VIEW, progress=gr.Progress()):
+    """Evaluate a model on your own labelled CSV."""
+    if not path:
+        raise gr.Error("Upload a labelled CSV first.", print_exception=False)
+    progress(0, desc=f"Evaluating {model} on {Path(path).name}")
+    try:
+        report = metrics.evaluate_labelled_csv(path, model, name=Path(path).name)
+    except ValueError as exc:
+        raise _user_error(exc) from None
+    return _report_outputs(report, view, model)
+
+
+def show_view(report, view):
+    if report is None:
+        return "", None
+    return report.reading(view), support.confusion_image(report, view)
+
+
+# --- Layout ------------------------------------------------------------------------------------------------------
+
+
+def _text_tab():
+    models = available_models()
+    with gr.Row():
+        with gr.Column(scale=3):
+            text = gr.Textbox(label="Text to moderate", lines=4, placeholder="Type or paste a message…")
+            model = gr.Dropdown(models, value=models[0], label="Model")
+            with gr.Accordion("Thresholds and custom word lists", open=False):
+                custom = gr.Checkbox(False, label="Use these thresholds instead of the model's tuned ones")
+                tuned = support.tuned_thresholds(models[0])
+                sliders = [gr.Slider(0, 1, value=tuned[c], step=0.01, label=c) for c in TEXT_CATEGORIES]
+                blocklist = gr.Textbox("", label="Blocklist: always flag these terms (comma or newline separated)")
+                allowlist = gr.Textbox("", label="Allowlist: never count these terms (e.g. a local place name)")
+            button = gr.Button("Moderate", variant="primary")
+        with gr.Column(scale=4):
+            verdict = gr.Markdown(elem_id="text-verdict")
+            highlighted = gr.HighlightedText(label="Offending spans", color_map=SPAN_COLOURS, show_legend=True)
+            scores = gr.Label(label="Category scores", num_top_classes=len(TEXT_CATEGORIES))
+            status = gr.Markdown()
+            with gr.Accordion("Raw JSON", open=False):
+                raw = gr.JSON()
+    inputs = [text, model, custom, blocklist, allowlist, *sliders]
+    outputs = [verdict, scores, highlighted, raw, status]
+    button.click(moderate_text, inputs, outputs, api_name="moderate_text", concurrency_limit=4)
+    text.submit(moderate_text, inputs, outputs, api_visibility="private", concurrency_limit=4)
+    model.change(thresholds_for, model, sliders, api_visibility="private")
+    examples = _example_texts()
+    if examples:
+        gr.Examples([[e] for e in examples], inputs=[text], label="Examples (from examples/texts.csv)")
+
+    with gr.Accordion("Batch: moderate a whole CSV or TXT file", open=False):
+        with gr.Row():
+            upload = gr.File(label="CSV (with a header row) or TXT (one text per line)", file_types=[".csv", ".txt"])
+            with gr.Column():
+                column = gr.Dropdown([], label="Text column", allow_custom_value=True)
+                batch_model = gr.Dropdown(models, value=models[0], label="Model")
+                batch_button = gr.Button("Moderate file")
+        batch_summary = gr.Markdown()
+        table = gr.Dataframe(label="Scores (first 1,000 rows shown; download for all)", max_height=400)
+        download = gr.File(label="Scored CSV")
+    if (EXAMPLES / "texts.csv").is_file():
+        gr.Examples([[str(EXAMPLES / "texts.csv")]], inputs=[upload], label="Example file")
+    upload.change(batch_columns, upload, column, api_visibility="private")
+    batch_button.click(moderate_batch, [upload, column, batch_model], [table, download, batch_summary],
+                       api_name="moderate_batch", concurrency_limit=1)
+
+
+def _image_tab():
+    with gr.Row():
+        with gr.Column():
+            image = gr.Image(label="Image", sources=["upload", "webcam"], type="filepath", image_mode=None,
+                             elem_id="image-input")
+            button = gr.Button("Moderate image", variant="primary")
+            with gr.Accordion("Known-image blocklist", open=False):
+                note = gr.Textbox("", label="Note (why this image is blocked)")
+                with gr.Row():
+                    add = gr.Button("Add this image")
+                    remove = gr.Button("Remove this image")
+                blocklist_status = gr.Markdown()
+        with gr.Column():
+            verdict = gr.Markdown(elem_id="image-verdict")
+            scores = gr.Label(label="Category scores", num_top_classes=len(IMAGE_CATEGORIES))
+            labels = gr.Label(label="Top classifier labels")
+            preview = gr.Image(label="Censored preview (shown when flagged)", interactive=False)
+            notes = gr.Markdown()
+            with gr.Accordion("Raw JSON", open=False):
+                raw = gr.JSON()
+    button.click(moderate_image, image, [verdict, scores, labels, preview, notes, raw], api_name="moderate_image",
+                 concurrency_limit=2)
+    add.click(add_to_blocklist, [image, note], blocklist_status, api_name="image_blocklist_add", concurrency_limit=1)
+    remove.click(remove_from_blocklist, image, blocklist_status, api_name="image_blocklist_remove",
+                 concurrency_limit=1)
+    images = sorted(str(p) for p in (EXAMPLES / "images").glob("*.jpg"))
+    if images:
+        gr.Examples(images, inputs=[image], label="Examples (from examples/images/, see CREDITS.md)")
+
+
+def _generation_tab():
+    with gr.Row():
+        with gr.Column():
+            prompt = gr.Textbox(label="Prompt", lines=3, placeholder="Once upon a time…")
+            with gr.Row():
+                max_new_tokens = gr.Slider(1, 200, value=60, step=1, label="Max new tokens")
+                temperature = gr.Slider(0.05, 2.0, value=0.8, step=0.05, label="Temperature")
+            with gr.Row():
+                top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.01, label="Top-p")
+                seed = gr.Number(-1, label="Seed (-1: random)", precision=0, minimum=-1)
+            policy = gr.Radio(["refuse", "warn"], value="refuse", label="When the prompt is flagged")
+            blocklist = gr.Textbox("", label="Extra words to suppress (comma or newline separated)")
+            button = gr.Button("Generate", variant="primary")
+        with gr.Column():
+            output_verdict = gr.Markdown(elem_id="generation-verdict")
+            text = gr.HighlightedText(label="Prompt and continuation", color_map=SPAN_COLOURS, show_legend=True)
+            prompt_verdict = gr.Markdown()
+            suppressed = gr.Number(label="Blocked-word suppressions while decoding", interactive=False)
+            with gr.Accordion("Raw JSON", open=False):
+                raw = gr.JSON()
+    button.click(generate, [prompt, max_new_tokens, temperature, top_p, seed, policy, blocklist],
+                 [text, prompt_verdict, output_verdict, suppressed, raw], api_name="generate", concurrency_limit=1)
+
+
+def _metrics_tab():
+    models = available_models()
+    gr.Markdown("How good are the text models? Pick a bundled dataset (its test split: texts the models never "
+                "trained on) or upload your own labelled CSV, then read the report below.")
+    with gr.Row():
+        dataset = gr.Dropdown(list(BUNDLED), value="texts", label="Bundled dataset")
+        model = gr.Dropdown(models, value=models[0], label="Model")
+        view = gr.Dropdown([metrics.FLAGGED_VIEW, *TEXT_CATEGORIES], value=metrics.FLAGGED_VIEW,
+                           label="Confusion matrix for")
+    with gr.Row():
+        button = gr.Button("Evaluate", variant="primary")
+    with gr.Accordion("Evaluate on your own labelled CSV", open=False):
+        gr.Markdown(f"A `text` column plus 0/1 columns named after categories ({', '.join(TEXT_CATEGORIES)}), or a "
+                    f"`label` column holding 0/1 (flagged or not) or category names (`clean` for none). "
+                    f"Up to {metrics.MAX_CSV_ROWS:,} rows.")
+        upload = gr.File(label="Labelled CSV", file_types=[".csv"])
+        csv_button = gr.Button("Evaluate my CSV")
+    report = gr.State()
+    reading = gr.Markdown(elem_id="metrics-reading")
+    figure = gr.Image(label="Confusion matrix", format="png", interactive=False, elem_id="metrics-plot")
+    category_table = gr.Dataframe(label="Classification report per category", elem_id="metrics-report")
+    flagged_table = gr.Dataframe(label="Classification report: flagged vs clean")
+    grid_summary = gr.Markdown()
+    grid_table = gr.Dataframe(label="GridSearchCV: mean cross-validated macro-F1 per parameter combination")
+
+    outputs = [report, view, reading, figure, category_table, flagged_table, grid_summary, grid_table]
+    shared = {"concurrency_limit": 1, "concurrency_id": "metrics"}
+    button.click(evaluate, [dataset, model, view], outputs, api_name="evaluate", **shared)
+    for control in (dataset, model):
+        control.input(evaluate, [dataset, model, view], outputs, api_visibility="private", **shared)
+    csv_button.click(evaluate_csv, [upload, model, view], outputs, api_name="evaluate_csv", **shared)
+    view.input(show_view, [report, view], [reading, figure], api_visibility="private", **shared)
+
+
+def build_demo() -> gr.Blocks:
+    with gr.Blocks(title="Moderation lab") as demo:
+        gr.Markdown("# Moderation lab\nText, image and generated-text moderation with one taxonomy, and the "
+                    "numbers behind it. Runs on CPU; models load on first use.")
+        with gr.Tab("Text"):
+            _text_tab()
+        with gr.Tab("Image"):
+            _image_tab()
+        with gr.Tab("Generation"):
+            _generation_tab()
+        with gr.Tab("Metrics"):
+            _metrics_tab()
+    # Two CPU cores: a burst of visitors queues instead of thrashing; per-event limits above refine this.
+    return demo.queue(default_concurrency_limit=2, max_size=256)
+
+
+demo = build_demo()
+
+
+def share_requested(flag: bool) -> bool:
+    return flag or os.environ.get("MODERATION_SHARE", "").strip().lower() in ("1", "true", "yes")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Run the moderation lab web app.")
+    parser.add_argument("--share", action="store_true",
+                        help="also ask Gradio for a public share link (or set MODERATION_SHARE=1)")
+    share = share_requested(parser.parse_args(argv).share)
+    # Server name and port are left to Gradio, which reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT.
+    demo.launch(share=share, prevent_thread_lock=True, **LAUNCH_OPTIONS)
+    if share and not demo.share_url:
+        print(f"No public share link could be created (is the internet reachable from here?). "
+              f"The app is still served locally at {demo.local_url}", flush=True)
+    demo.block_thread()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""What a user interface needs around the API, without any UI toolkit: verdicts formatted for display, form inputs
+turned into API arguments, and file-shaped jobs (a CSV to moderate, an image to add to the blocklist).
+
+`app.py` (Gradio) stays a thin layer of widgets over these functions, and the same behaviour can be tested, or
+reused by another front end, without starting a web server. Nothing here imports gradio, torch or transformers.
+"""
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+from itertools import groupby
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import pandas as pd
+from PIL import Image
+
+from .taxonomy import IMAGE_CATEGORY_DESCRIPTIONS, TEXT_CATEGORIES, TEXT_CATEGORY_DESCRIPTIONS, resolve_thresholds
+
+#: Most rows the batch tab moderates in one upload (about a minute of work on two CPU cores).
+MAX_BATCH_ROWS = 100_000
+#: Rows scored per step of a batch: large enough to be fast, small enough for a lively progress bar.
+BATCH_CHUNK = 500
+#: Column names tried, in order, when a CSV's text column is not chosen.
+TEXT_COLUMN_NAMES = ("text", "comment", "message", "content", "body", "tweet")
+
+
+def parse_terms(text: str | None) -> list[str] | None:
+    """Terms typed one per line or separated by commas; None when there are none (the API's "no list")."""
+    terms = [term.strip() for term in re.split(r"[,\n]", text or "") if term.strip()]
+    return terms or None
+
+
+def verdict_markdown(flagged: bool, categories: Iterable[str], *, subject: str = "Text",
+                     descriptions: Mapping[str, str] = TEXT_CATEGORY_DESCRIPTIONS) -> str:
+    """One clear line: allowed, or flagged and for what (with what each category means)."""
+    categories = list(categories)
+    if not flagged:
+        return f"### {subject} allowed"
+    reasons = "; ".join(f"**{c}** ({descriptions[c]})" if c in descriptions else f"**{c}**" for c in categories)
+    return f"### {subject} flagged: {reasons}"
+
+
+def highlight_segments(text: str, spans: Iterable,
+                       order: tuple[str, ...] = TEXT_CATEGORIES) -> list[tuple[str, str | None]]:
+    """Split `text` into (segment, category or None) pieces for a highlighted-text widget.
+
+    Spans of different categories may overlap; each character takes the most severe category covering it, so the
+    pieces never overlap and always join back into `text`.
+    """
+    rank = {category: i for i, category in enumerate(order)}
+    labels: list[str | None] = [None] * len(text)
+    for span in spans:
+        for i in range(max(span.start, 0), min(span.end, len(text))):
+            if labels[i] is None or rank.get(span.label, len(rank)) < rank.get(labels[i], len(rank)):
+                labels[i] = span.label
+    segments = []
+    for label, run in groupby(range(len(text)), key=labels.__getitem__):
+        indices = list(run)
+        segments.append((text[indices[0]:indices[-1] + 1], label))
+    return segments
+
+
+def tuned_thresholds(model: str = "default") -> dict[str, float]:
+    """The per-category thresholds recorded for `model` in the model card (read without loading the model)."""
+    from .metrics import resolve_model_name
+    from .text.classical import read_model_card
+
+    recorded = read_model_card().get("models", {}).get(resolve_model_name(model), {}).get("thresholds", {})
+    return resolve_thresholds(None, recorded, TEXT_CATEGORIES)
+
+
+def confusion_image(report, view: str) -> Image.Image:
+    """A metrics report's confusion matrix for `view` as an image (drawn once per view, then cached)."""
+    return Image.open(io.BytesIO(report.confusion_png(view)))
+
+
+# --- Batch: a file of texts in, the same rows with scores out ----------------------------------------------------
+
+
+def read_text_table(path: str | Path) -> pd.DataFrame:
+    """A CSV (every column kept, as text) or a TXT file (one text per non-blank line, column `text`).
+
+    Invalid UTF-8 is replaced rather than fatal; more than MAX_BATCH_ROWS rows, or no rows, raises ValueError.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = [line.rstrip("\r\n") for _, line in zip(range(MAX_BATCH_ROWS + 1), handle)]
+        frame = pd.DataFrame({"text": [line for line in lines if line.strip()]})
+    else:
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", encoding_errors="replace",
+                                nrows=MAX_BATCH_ROWS + 1)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise ValueError(f"Could not read {path.name} as CSV: {exc}") from None
+    if len(frame) > MAX_BATCH_ROWS:
+        raise ValueError(f"{path.name} has more than {MAX_BATCH_ROWS:,} rows; split it, or use "
+                         f"`python -m moderation batch` for files of any size.")
+    if frame.empty:
+        raise ValueError(f"{path.name} has no rows to moderate.")
+    return frame
+
+
+def guess_text_column(frame: pd.DataFrame) -> str:
+    """The column that most likely holds the texts: a conventional name, else the longest on average."""
+    by_name = {str(c).strip().lower(): c for c in frame.columns}
+    for name in TEXT_COLUMN_NAMES:
+        if name in by_name:
+            return by_name[name]
+    return max(frame.columns, key=lambda c: frame[c].astype(str).str.len().mean())
+
+
+def moderate_table(frame: pd.DataFrame, column: str, model: str = "default",
+                   on_progress: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    """`frame` with the batch job's columns added (`score_<category>`, `flagged`, `categories`, `outcome`), same rows.
+
+    Scored in chunks of BATCH_CHUNK by `moderation.batch.score_frame` so `on_progress(done, total)` can report.
+    """
+    from .batch import score_frame
+
+    if column not in frame.columns:
+        raise ValueError(f"No column {column!r}; the file has: {', '.join(map(str, frame.columns))}.")
+    chunks = []
+    for start in range(0, len(frame), BATCH_CHUNK):
+        chunks.append(score_frame(frame.iloc[start:start + BATCH_CHUNK], column, model=model))
+        if on_progress:
+            on_progress(min(start + BATCH_CHUNK, len(frame)), len(frame))
+    return pd.concat(chunks)
+
+
+def batch_summary(scored: pd.DataFrame, column: str) -> str:
+    """One line on a scored table: how many rows were flagged, allowed, or had no text to score."""
+    flagged, allowed = int((scored["flagged"] == True).sum()), int((scored["flagged"] == False).sum())  # noqa: E712
+    skipped = len(scored) - flagged - allowed  # rows without text: flagged is null, neither True nor False
+    return (f"{len(scored)} rows from column `{column}`: {flagged} flagged, {allowed} allowed"
+            + (f", {skipped} without text (not scored)." if skipped else "."))
+
+
+def write_csv(frame: pd.DataFrame, stem: str) -> str:
+    """Write `frame` to a new temporary folder as `<stem>.csv` and return the path (for a download button)."""
+    path = Path(tempfile.mkdtemp(prefix="moderation-")) / f"{stem}.csv"
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+# --- Image -------------------------------------------------------------------------------------------------------
+
+
+def image_summary(verdict) -> tuple[str, str]:
+    """(verdict line, blocklist and coverage notes) for an ImageVerdict, as Markdown."""
+    reasons = list(verdict.categories) + (["known image"] if verdict.matched_blocklist else [])
+    descriptions = {**IMAGE_CATEGORY_DESCRIPTIONS, "known image": "matches the known-image blocklist"}
+    headline = verdict_markdown(verdict.flagged, reasons, subject="Image", descriptions=descriptions)
+    match = verdict.matched_blocklist
+    notes = [
+        f"Matches a known image: hash `{match.entry.hash}`, {match.distance} of 64 bits apart"
+        + (f", note: {match.entry.note}" if match.entry.note else "") + "."
+        if match else "No match in the known-image blocklist."
+    ]
+    if verdict.not_assessed:
+        notes.append(f"Not assessed (no model configured that can see them): {', '.join(verdict.not_assessed)}. "
+                     f"Set MODERATION_NSFW_MODEL to an NSFW classifier to cover them.")
+    notes.append(f"Model: `{verdict.model}`" + (f", NSFW model: `{verdict.nsfw_model}`" if verdict.nsfw_model else "")
+                 + f"; frames checked: {verdict.frames_checked}.")
+    return headline, "\n\n".join(notes)
+
+
+def add_image_to_blocklist(image, note: str = "") -> str:
+    """Mark an image as known-bad; returns a sentence for the user."""
+    from .image import add_to_blocklist, list_blocklist
+
+    entry = add_to_blocklist(image, note=note.strip())
+    return f"Added to the known-image blocklist as `{entry.hash}` ({len(list_blocklist())} image(s) listed)."
+
+
+def remove_image_from_blocklist(image) -> str:
+    """Unmark the listed image closest to `image` (within the matching distance); returns a sentence for the user."""
+    from .image import load_frames, match_blocklist, remove_from_blocklist
+
+    match = match_blocklist(load_frames(image))
+    if match is None:
+        return "This image is not in the known-image blocklist; nothing removed."
+    remove_from_blocklist(match.entry.hash)
+    return f"Removed `{match.entry.hash}` from the known-image blocklist."
+
+
+# --- Generation --------------------------------------------------------------------------------------------------
+
+
+def generation_summary(result, *, final: bool = True) -> tuple[list[tuple[str, str | None]], str, str]:
+    """(highlighted prompt + continuation, prompt verdict line, output verdict line) for a GenerationResult.
+
+    `final=False` marks a partial result of a stream, so the reader knows more text may follow.
+    """
+    prompt_verdict, output_verdict = result.prompt_verdict, result.output_verdict
+    segments = highlight_segments(result.prompt, prompt_verdict.spans)
+    if output_verdict is not None:
+        segments += highlight_segments(result.text, output_verdict.spans)
+    prompt_line = verdict_markdown(prompt_verdict.flagged, prompt_verdict.categories, subject="Prompt")
+    if result.refused:
+        output_line = "### Refused: the prompt was flagged, so nothing was generated (policy `refuse`)."
+    elif output_verdict is None:
+        output_line = "Generating…"
+    else:
+        output_line = verdict_markdown(output_verdict.flagged, output_verdict.categories, subject="Output")
+        if output_verdict.flagged:
+            output_line += " (offending words redacted)"
+        if not final:
+            output_line += " so far, still generating…"
+    return segments, prompt_line, output_line

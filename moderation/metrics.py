@@ -1,0 +1,356 @@
+"""How good is a text model? Confusion matrices, classification reports, figures and a plain-language reading.
+
+Used by the app's Metrics tab (and usable from a notebook or the CLI): evaluate a model on a bundled dataset's test
+split or on a labelled CSV of your own, then look at it per category (multi-label report) or as one yes/no
+question, "flagged vs clean". Reports are cached per (data, model), so switching back to one already computed is
+instant; the figures are drawn with matplotlib's object API (no pyplot state), so concurrent requests cannot draw
+on each other's axes.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+
+from .datasets import BUNDLED, load_texts
+from .taxonomy import TEXT_CATEGORIES
+from .text import classical, default_model_name, moderate_text
+from .text.registry import DEFAULT, get_text_model, predict_labels, training_data
+
+#: The view that asks one question of every text: should it be flagged at all?
+FLAGGED_VIEW = "flagged vs clean"
+#: Most rows read from an uploaded CSV: enough for a real test set, bounded for a shared demo.
+MAX_CSV_ROWS = 20_000
+#: `label` values that mean "nothing wrong with this text".
+CLEAN_LABELS = frozenset({"", "0", "clean", "none", "ok", "ham", "neither", "false"})
+REPORT_COLUMNS = ["class", "precision", "recall", "f1-score", "support"]
+#: Reports kept in memory (oldest dropped first), so a stream of CSV uploads cannot grow the process without bound.
+MAX_CACHED_REPORTS = 64
+
+_cache: dict[tuple, "EvaluationReport"] = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """A model's predictions next to the truth for one dataset.
+
+    `y_true` / `y_pred` are (n, len(categories)) 0/1 matrices for the categories the data labels (none when it only
+    says flagged or not); `flagged_true` / `flagged_pred` are the per-text yes/no view.
+    """
+
+    dataset: str
+    model: str
+    categories: tuple[str, ...]
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    flagged_true: np.ndarray
+    flagged_pred: np.ndarray
+    thresholds: dict[str, float] = field(default_factory=dict)
+    _pngs: dict[str, bytes] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def size(self) -> int:
+        return int(self.flagged_true.size)
+
+    @property
+    def views(self) -> list[str]:
+        """Every yes/no question this report can answer: flagged vs clean, then each labelled category."""
+        return [FLAGGED_VIEW, *self.categories]
+
+    def binary(self, view: str = FLAGGED_VIEW) -> tuple[np.ndarray, np.ndarray]:
+        """(truth, prediction) as 0/1 vectors for one view."""
+        if view == FLAGGED_VIEW:
+            return self.flagged_true.astype(int), self.flagged_pred.astype(int)
+        if view not in self.categories:
+            raise ValueError(f"unknown view {view!r}; this report has: {', '.join(self.views)}")
+        k = self.categories.index(view)
+        return self.y_true[:, k], self.y_pred[:, k]
+
+    def confusion(self, view: str = FLAGGED_VIEW) -> np.ndarray:
+        """2x2 counts [[true negatives, false positives], [false negatives, true positives]]."""
+        truth, predicted = self.binary(view)
+        return confusion_matrix(truth, predicted, labels=[0, 1])
+
+    def category_table(self) -> pd.DataFrame:
+        """Per-category precision, recall, F1 and support, with exact-match accuracy and the averages."""
+        if not self.categories:
+            return pd.DataFrame(columns=REPORT_COLUMNS)
+        accuracy = accuracy_score(self.y_true, self.y_pred)  # multi-label: every category right at once
+        return classification_table(self.y_true, self.y_pred, list(self.categories), accuracy)
+
+    def flagged_table(self) -> pd.DataFrame:
+        """The binary report: precision, recall, F1 and support for clean and flagged, accuracy and averages."""
+        truth, predicted = self.binary(FLAGGED_VIEW)
+        return classification_table(truth, predicted, ["clean", "flagged"], accuracy_score(truth, predicted))
+
+    def reading(self, view: str = FLAGGED_VIEW) -> str:
+        """The numbers of one view in plain words, then what the report's averages mean (Markdown)."""
+        header = f"**{self.model}** on **{self.dataset}**, {self.size} texts. Reading the **{view}** view:"
+        bullets = plain_reading(self.confusion(view), *_class_names(view), threshold=self.thresholds.get(view))
+        return f"{header}\n\n{bullets}\n\n{AVERAGES_READING}"
+
+    def confusion_png(self, view: str = FLAGGED_VIEW) -> bytes:
+        """`confusion_figure` as PNG bytes, drawn once per view: encoding is most of a figure's cost, so switching
+        back to a view already shown is instant."""
+        if view not in self._pngs:
+            buffer = io.BytesIO()
+            confusion_figure(self, view).savefig(buffer, format="png")
+            self._pngs[view] = buffer.getvalue()
+        return self._pngs[view]
+
+    def to_dict(self) -> dict:
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "size": self.size,
+            "categories": list(self.categories),
+            "category_report": self.category_table().to_dict(orient="records"),
+            "flagged_report": self.flagged_table().to_dict(orient="records"),
+            "confusion": {view: self.confusion(view).tolist() for view in self.views},
+            "thresholds": dict(self.thresholds),
+        }
+
+
+def classification_table(y_true, y_pred, target_names: list[str], accuracy: float) -> pd.DataFrame:
+    """sklearn's classification report as a table: one row per class, then accuracy and the averages.
+
+    The accuracy row has only an F1-column value (as sklearn's text report prints it) and the whole support.
+    """
+    labels = [0, 1] if np.ndim(y_true) == 1 else None  # binary: report both classes even if one never occurs
+    report = classification_report(y_true, y_pred, labels=labels, target_names=target_names, output_dict=True,
+                                   zero_division=0)
+    report.pop("accuracy", None)
+    rows = [
+        [name, values["precision"], values["recall"], values["f1-score"], int(values["support"])]
+        for name, values in report.items()
+    ]
+    rows.insert(len(target_names), ["accuracy", np.nan, np.nan, accuracy, len(y_true)])
+    table = pd.DataFrame(rows, columns=REPORT_COLUMNS)
+    return table.round({"precision": 3, "recall": 3, "f1-score": 3})
+
+
+def _class_names(view: str) -> tuple[str, str]:
+    return ("clean", "flagged") if view == FLAGGED_VIEW else (f"not {view}", view)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "undefined"
+
+
+def plain_reading(matrix: np.ndarray, negative: str, positive: str, threshold: float | None = None) -> str:
+    """Accuracy, precision, recall, F1 and support explained with the counts behind them."""
+    (tn, fp), (fn, tp) = np.asarray(matrix, dtype=int).tolist()
+    total, predicted, actual = tn + fp + fn + tp, tp + fp, tp + fn
+    lines = [
+        f"- **Accuracy:** the model was right about {tn + tp} of {total} texts, {_share(tn + tp, total)}. "
+        f"Careful: {tn + fp} of them are {negative}, so always answering \"{negative}\" would already score "
+        f"{_share(tn + fp, total)}: judge accuracy against that baseline, not against zero.",
+    ]
+    if predicted:
+        lines.append(f"- **Precision:** it called {predicted} texts {positive}; {tp} of them really were, "
+                     f"{_share(tp, predicted)}. The other {fp} are false alarms.")
+    else:
+        lines.append(f"- **Precision:** it called no text {positive}, so precision is undefined (shown as 0).")
+    if actual:
+        lines.append(f"- **Recall:** of the {actual} texts that really are {positive}, it caught {tp}, "
+                     f"{_share(tp, actual)}; it missed {fn}.")
+    else:
+        lines.append(f"- **Recall:** no text here is really {positive}, so recall is undefined (shown as 0).")
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    lines += [
+        f"- **F1 = {f1:.3f}:** the harmonic mean of precision and recall, high only when both are.",
+        f"- **Support** is how many true examples each class has: {actual} {positive}, {tn + fp} {negative}.",
+    ]
+    if threshold is not None:
+        lines.append(f"- A text counts as {positive} when its score is at least **{threshold:.2f}**, a threshold "
+                     f"tuned on our training data; raising it trades recall for precision.")
+    return "\n".join(lines)
+
+
+AVERAGES_READING = (
+    "**Macro average** gives every class the same weight, so a rare category counts as much as a common one; "
+    "**weighted average** weights each class by its support; **micro average** pools every decision. "
+    "In the per-category table, accuracy is exact match: every category right for a text at once."
+)
+
+
+def confusion_figure(report: EvaluationReport, view: str = FLAGGED_VIEW) -> Figure:
+    """The view's confusion matrix twice: counts, and normalised so that each true class's row sums to 1."""
+    counts = report.confusion(view)
+    rows = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
+    names = _class_names(view)
+    figure = Figure(figsize=(9, 3.8), layout="constrained")
+    figure.suptitle(f"{report.model} on {report.dataset}: {view}")
+    panels = [(counts, counts / max(counts.max(), 1), "counts", "{:d}"),
+              (normalised, normalised, "normalised by true class", "{:.2f}")]
+    for axes, (values, shades, title, fmt) in zip(figure.subplots(1, 2), panels):
+        axes.imshow(shades, cmap="Blues", vmin=0, vmax=1)
+        axes.set_title(title)
+        axes.set_xticks([0, 1], labels=[f"predicted\n{n}" for n in names])
+        axes.set_yticks([0, 1], labels=[f"true\n{n}" for n in names])
+        for (i, j), value in np.ndenumerate(values):
+            axes.text(j, i, fmt.format(value), ha="center", va="center", fontsize=13,
+                      color="white" if shades[i, j] > 0.6 else "black")
+    return figure
+
+
+# --- Evaluating ---------------------------------------------------------------------------------------------------
+
+
+def _cached(key: tuple, compute) -> EvaluationReport:
+    with _cache_lock:
+        if key in _cache:
+            return _cache[key]
+    report = compute()  # outside the lock: a slow evaluation must not block cache hits for other reports
+    with _cache_lock:
+        report = _cache.setdefault(key, report)
+        while len(_cache) > MAX_CACHED_REPORTS:
+            del _cache[next(iter(_cache))]
+        return report
+
+
+def resolve_model_name(model: str | None) -> str:
+    """The registry name behind `model`: "default" (or nothing) becomes the model card's default."""
+    return default_model_name() if model in (DEFAULT, None, "") else model
+
+
+def evaluate_bundled(dataset: str = "texts", model: str = "default") -> EvaluationReport:
+    """Score `model` on the test split of a bundled dataset (see `datasets.BUNDLED`); cached per process."""
+    if dataset not in BUNDLED:
+        raise ValueError(f"unknown bundled dataset {dataset!r}; available: {', '.join(BUNDLED)}")
+    name = resolve_model_name(model)
+    return _cached(("bundled", dataset, name), lambda: _evaluate_bundled(dataset, name))
+
+
+def _evaluate_bundled(dataset: str, model: str) -> EvaluationReport:
+    text_model = get_text_model(model)
+    X, y = training_data("test")
+    keep = load_texts("test")["id"].isin(set(BUNDLED[dataset]("test")["id"])).to_numpy()
+    predicted = predict_labels(text_model, X[keep])
+    return EvaluationReport(
+        dataset=f"{dataset} (test split)", model=model, categories=TEXT_CATEGORIES, y_true=y[keep], y_pred=predicted,
+        flagged_true=y[keep].any(axis=1), flagged_pred=predicted.any(axis=1), thresholds=dict(text_model.thresholds),
+    )
+
+
+@dataclass(frozen=True)
+class LabelledTexts:
+    """Texts with their truth: per-category 0/1 columns (`categories`), and whether each should be flagged."""
+
+    texts: list[str]
+    categories: tuple[str, ...]
+    labels: np.ndarray  # (n, len(categories))
+    flagged: np.ndarray  # (n,) bool
+
+
+def read_labelled_csv(source: str | Path | bytes) -> LabelledTexts:
+    """Parse a labelled CSV: a `text` column plus 0/1 columns named after categories, or a `label` column.
+
+    `label` may hold 0/1 (flagged or not) or category names separated by `,`, `;` or `|` ("clean", "none", "ham" or
+    empty for clean texts; a list of names is taken as exhaustive, so every category is evaluated).
+    Raises ValueError with a message fit for the user when the file does not fit this shape.
+    """
+    payload = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+    try:
+        frame = pd.read_csv(io.BytesIO(payload), dtype=str, keep_default_na=False, encoding="utf-8",
+                            encoding_errors="replace", nrows=MAX_CSV_ROWS + 1)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise ValueError(f"Could not read the CSV: {exc}") from None
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    if len(frame) > MAX_CSV_ROWS:
+        raise ValueError(f"The CSV has more than {MAX_CSV_ROWS:,} rows; evaluate a sample of it.")
+    if "text" not in frame.columns:
+        raise ValueError(f"The CSV needs a 'text' column; it has: {', '.join(frame.columns) or 'no columns'}.")
+    frame = frame[frame["text"].str.strip() != ""]
+    if frame.empty:
+        raise ValueError("The CSV has no rows with text.")
+    texts = frame["text"].tolist()
+    categories = tuple(c for c in TEXT_CATEGORIES if c in frame.columns)
+    if categories:
+        labels = np.column_stack([_binary_column(frame[c], c) for c in categories])
+        return LabelledTexts(texts, categories, labels, labels.any(axis=1))
+    if "label" not in frame.columns:
+        raise ValueError(f"The CSV needs 0/1 columns named after categories ({', '.join(TEXT_CATEGORIES)}) "
+                         f"or a 'label' column.")
+    values = frame["label"].str.strip().str.lower()
+    if values.isin(["0", "1"]).all():
+        flagged = _binary_column(frame["label"], "label").astype(bool)
+        return LabelledTexts(texts, (), np.zeros((len(texts), 0), dtype=int), flagged)
+    names = values.map(lambda v: {n.strip() for n in re.split(r"[,;|]", v)} - CLEAN_LABELS)
+    unknown = sorted(set().union(*names) - set(TEXT_CATEGORIES))
+    if unknown:
+        raise ValueError(f"Unknown label(s) {', '.join(map(repr, unknown[:5]))}; use category names "
+                         f"({', '.join(TEXT_CATEGORIES)}), 'clean', or 0/1.")
+    labels = np.array([[int(c in row) for c in TEXT_CATEGORIES] for row in names], dtype=int)
+    return LabelledTexts(texts, TEXT_CATEGORIES, labels, labels.any(axis=1))
+
+
+def _binary_column(column: pd.Series, name: str) -> np.ndarray:
+    values = column.str.strip()
+    bad = sorted(set(values) - {"0", "1"})
+    if bad:
+        raise ValueError(f"Column {name!r} must hold 0 or 1; found {', '.join(map(repr, bad[:5]))}.")
+    return values.astype(int).to_numpy()
+
+
+def evaluate_labelled_csv(source: str | Path | bytes, model: str = "default",
+                          name: str = "your CSV") -> EvaluationReport:
+    """Score `model` on a labelled CSV (see `read_labelled_csv`) through `moderate_text`; cached by file content."""
+    payload = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
+    model = resolve_model_name(model)
+    key = ("csv", hashlib.sha256(payload).hexdigest(), model)
+    return _cached(key, lambda: _evaluate_labelled(read_labelled_csv(payload), model, name))
+
+
+def _evaluate_labelled(data: LabelledTexts, model: str, name: str) -> EvaluationReport:
+    verdicts = moderate_text(data.texts, model=model, explain_spans=False)
+    judged = data.categories or TEXT_CATEGORIES  # a bare flagged/clean label is about every category
+    predicted = np.array([[int(c in v.categories) for c in judged] for v in verdicts], dtype=int)
+    return EvaluationReport(
+        dataset=name, model=model, categories=data.categories, y_true=data.labels,
+        y_pred=predicted[:, :len(data.categories)], flagged_true=data.flagged, flagged_pred=predicted.any(axis=1),
+        thresholds=dict(verdicts[0].thresholds),
+    )
+
+
+# --- GridSearchCV record ------------------------------------------------------------------------------------------
+
+
+def grid_search_table(model: str = "default") -> pd.DataFrame:
+    """Every parameter combination GridSearchCV tried for `model` (from the model card), best first."""
+    record = classical.read_model_card().get("models", {}).get(resolve_model_name(model), {})
+    rows = [{**result["params"], **{k: v for k, v in result.items() if k != "params"}}
+            for result in record.get("cv_results", [])]
+    if not rows:
+        return pd.DataFrame()
+    scores = ["mean_f1_macro", "std_f1_macro", "mean_fit_seconds"]
+    table = pd.DataFrame(rows).sort_values("mean_f1_macro", ascending=False, kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", range(1, len(table) + 1))
+    return table[[c for c in table.columns if c not in scores] + [c for c in scores if c in table.columns]]
+
+
+def grid_search_summary(model: str = "default") -> str:
+    """Best parameters and scores of `model`'s grid search, in plain words (Markdown)."""
+    name = resolve_model_name(model)
+    record = classical.read_model_card().get("models", {}).get(name)
+    if not record or not record.get("cv_results"):
+        return (f"No GridSearchCV record for **{name}** in the model card yet: run "
+                f"`python -m moderation train {name}` to search its grid and record the results.")
+    best = ", ".join(f"`{k.split('__')[-1]}={v}`" for k, v in record["best_params"].items())
+    return (
+        f"**{record.get('title', name)}.** GridSearchCV tried {len(record['cv_results'])} parameter combination(s), "
+        f"each scored by macro-F1 averaged over {classical.CV_FOLDS} cross-validation folds of the training split. "
+        f"Best: {best} with mean CV macro-F1 **{record['cv_best_f1_macro']:.3f}**; on the held-out test split the "
+        f"chosen model scores **{record['test_f1_macro']:.3f}**. A test score close to the CV score means the "
+        f"search did not just fit noise in the training data."
+    )

@@ -1,0 +1,319 @@
+"""The Gradio app: its UI-independent helpers, then every named endpoint through gradio_client against the launched
+demo (image and generation on the tiny checkpoints), and `python app.py` itself in a subprocess."""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from moderation import app_support as support
+from moderation.taxonomy import IMAGE_CATEGORIES, TEXT_CATEGORIES
+from moderation.testing.tiny_models import VIT_LABELS
+from moderation.verdict import Span
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_IMAGE = ROOT / "examples" / "images" / "coffee.jpg"
+OTHER_IMAGE = ROOT / "examples" / "images" / "rocket.jpg"
+
+
+# --- moderation.app_support (no server) ----------------------------------------------------------------------------
+
+
+def test_highlight_segments_rejoin_the_text_and_prefer_the_most_severe_category():
+    text = "you stupid idiot"
+    spans = [Span(4, 16, "profanity", 0.5), Span(11, 16, "harassment", 0.9), Span(4, 10, "violence", 0.2)]
+    segments = support.highlight_segments(text, spans)
+    assert "".join(s for s, _ in segments) == text
+    assert segments == [("you ", None), ("stupid", "violence"), (" ", "profanity"), ("idiot", "harassment")]
+    assert support.highlight_segments("", []) == []
+
+
+def test_parse_terms_and_verdict_line():
+    assert support.parse_terms(" foo, bar baz\n\nqux ,") == ["foo", "bar baz", "qux"]
+    assert support.parse_terms("  ") is None
+    assert support.verdict_markdown(False, []) == "### Text allowed"
+    assert "**spam** (scams" in support.verdict_markdown(True, ["spam"])
+
+
+def test_tuned_thresholds_cover_every_category_without_loading_a_model():
+    tuned = support.tuned_thresholds("default")
+    assert list(tuned) == list(TEXT_CATEGORIES) and all(0 < t < 1 for t in tuned.values())
+
+
+def test_read_text_table_and_guess_column(tmp_path):
+    txt = tmp_path / "lines.txt"
+    txt.write_bytes(b"first line\n\n   \nsecond \xff line\n")
+    frame = support.read_text_table(txt)
+    assert frame["text"].tolist() == ["first line", "second \ufffd line"]
+    csv = tmp_path / "rows.csv"
+    csv.write_text("id,message\n1,hello there\n2,a much longer message than the id\n", encoding="utf-8")
+    assert support.guess_text_column(support.read_text_table(csv)) == "message"
+    assert support.guess_text_column(pd.DataFrame({"a": ["1", "2"], "b": ["long words", "more words"]})) == "b"
+    (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no rows"):
+        support.read_text_table(tmp_path / "empty.txt")
+
+
+def test_read_text_table_is_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(support, "MAX_BATCH_ROWS", 2)
+    path = tmp_path / "big.txt"
+    path.write_text("a\nb\nc\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="more than 2 rows"):
+        support.read_text_table(path)
+
+
+def test_moderate_table_keeps_rows_and_reports_progress(monkeypatch):
+    monkeypatch.setattr(support, "BATCH_CHUNK", 2)
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "text": ["have a lovely day", "you are a worthless idiot", ""]})
+    calls = []
+    scored = support.moderate_table(frame, "text", on_progress=lambda done, total: calls.append((done, total)))
+    assert scored["id"].tolist() == ["a", "b", "c"] and calls == [(2, 3), (3, 3)]
+    assert scored["flagged"].tolist()[:2] == [False, True] and scored["outcome"].tolist()[2] == "missing_text"
+    assert {f"score_{c}" for c in TEXT_CATEGORIES} <= set(scored.columns)
+    assert support.batch_summary(scored, "text") == (
+        "3 rows from column `text`: 1 flagged, 1 allowed, 1 without text (not scored).")
+    with pytest.raises(ValueError, match="No column 'body'"):
+        support.moderate_table(frame, "body")
+
+
+def test_app_py_imports_no_ml_library_directly():
+    tree = ast.parse((ROOT / "app.py").read_text(encoding="utf-8"))
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert not imported & {"sklearn", "torch", "transformers"}
+
+
+# --- The launched demo ---------------------------------------------------------------------------------------------
+
+
+def load_app():
+    """app.py as the module `app` (the repository root is not on sys.path under pytest)."""
+    if "app" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("app", ROOT / "app.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["app"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["app"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served_app(tiny_models, tmp_path_factory):
+    """The app's demo served on a free loopback port, its image and generation tabs on the tiny checkpoints."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODERATION_IMAGE_MODEL", str(tiny_models["vit"]))
+        patch.setenv("MODERATION_GENERATION_MODEL", str(tiny_models["gpt2"]))
+        patch.delenv("MODERATION_NSFW_MODEL", raising=False)
+        patch.setenv("MODERATION_IMAGE_BLOCKLIST", str(tmp_path_factory.mktemp("app") / "blocklist.json"))
+        patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        app = load_app()
+        app.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                        **app.LAUNCH_OPTIONS)
+        try:
+            yield app
+        finally:
+            app.demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(served_app):
+    from gradio_client import Client
+
+    return Client(served_app.demo.local_url, verbose=False)
+
+
+def _segments_text(highlighted) -> str:
+    return "".join(piece["token"] for piece in highlighted)
+
+
+def test_page_has_the_four_tabs(served_app):
+    with urllib.request.urlopen(served_app.demo.local_url + "config", timeout=30) as response:
+        config = json.load(response)
+    tabs = [c["props"]["label"] for c in config["components"] if c["type"] == "tabitem"]
+    assert tabs == ["Text", "Image", "Generation", "Metrics"]
+
+
+def test_every_action_has_a_named_endpoint(client):
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {"/moderate_text", "/moderate_batch", "/moderate_image", "/image_blocklist_add", "/image_blocklist_remove",
+            "/generate", "/evaluate", "/evaluate_csv"} <= set(endpoints)
+    for name, endpoint in endpoints.items():  # only the first (main) input may lack a default
+        assert all(p["parameter_has_default"] for p in endpoint["parameters"][1:]), name
+
+
+def test_moderate_text_with_only_the_text(client):
+    text = "you are a worthless idiot"
+    line, scores, highlighted, raw, status = client.predict(text, api_name="/moderate_text")
+    assert "flagged" in line and "harassment" in line
+    assert {c["label"] for c in scores["confidences"]} == set(TEXT_CATEGORIES)
+    assert _segments_text(highlighted) == text
+    assert any(p["class_or_confidence"] == "harassment" and p["token"] in ("idiot", "worthless") for p in highlighted)
+    assert raw["flagged"] and all(text[s["start"]:s["end"]] == s["text"] for s in raw["spans"])
+    assert raw["model"] in status
+
+
+def test_moderate_text_thresholds_and_word_lists(client):
+    line, *_, raw, _ = client.predict("we grow pineapple on the farm", blocklist="pineapple", api_name="/moderate_text")
+    assert raw["flagged"] and "profanity" in raw["categories"]
+    strict = {c: 1.0 for c in TEXT_CATEGORIES}
+    *_, raw, _ = client.predict("you are a worthless idiot", custom_thresholds=True, api_name="/moderate_text",
+                                **strict)
+    assert raw["thresholds"] == strict and raw["flagged"] == any(s >= 1.0 for s in raw["scores"].values())
+    *_, raw, _ = client.predict("you are a worthless idiot", api_name="/moderate_text")
+    assert raw["thresholds"] != strict  # unchecked box: the model's tuned thresholds again
+
+
+def test_moderate_batch_returns_every_row_and_a_csv(client, tmp_path):
+    from gradio_client import handle_file
+
+    path = tmp_path / "comments.csv"
+    rows = ["have a lovely day", "you are a worthless idiot", "win a free phone, click this link now"]
+    pd.DataFrame({"id": [1, 2, 3], "message": rows}).to_csv(path, index=False)
+    table, download, summary = client.predict(handle_file(path), api_name="/moderate_batch")
+    assert "3 rows from column `message`" in summary
+    scored = pd.read_csv(download, keep_default_na=False)
+    assert scored["message"].tolist() == rows and scored["id"].tolist() == [1, 2, 3]
+    assert scored["flagged"].tolist()[:2] == [False, True]
+    assert table["headers"][:2] == ["id", "message"] and len(table["data"]) == 3
+
+
+def test_moderate_batch_names_a_missing_column(client, tmp_path):
+    from gradio_client import handle_file
+
+    path = tmp_path / "comments.csv"
+    path.write_text("id,message\n1,hello\n", encoding="utf-8")
+    with pytest.raises(Exception, match="No column 'body'"):
+        client.predict(handle_file(path), column="body", api_name="/moderate_batch")
+
+
+def test_evaluate_with_only_the_dataset(client):
+    view, reading, plot, by_category, flagged, grid_summary, grid = client.predict("texts", api_name="/evaluate")
+    assert view["value"] == "flagged vs clean"
+    assert "texts (test split)" in reading and "**Recall:**" in reading
+    assert Path(plot).read_bytes().startswith(b"\x89PNG")
+    classes = [row[0] for row in by_category["data"]]
+    assert classes[:len(TEXT_CATEGORIES)] == list(TEXT_CATEGORIES)
+    assert {"accuracy", "macro avg", "weighted avg"} <= set(classes)
+    assert [row[0] for row in flagged["data"]][:3] == ["clean", "flagged", "accuracy"]
+    assert "GridSearchCV" in grid_summary and grid["headers"][0] == "rank"
+
+
+def test_evaluate_a_labelled_csv(client, tmp_path):
+    from gradio_client import handle_file
+
+    path = tmp_path / "labelled.csv"
+    path.write_text("text,label\nyou are a worthless idiot,1\nthanks for the lovely dinner,0\n", encoding="utf-8")
+    view, reading, *_ = client.predict(handle_file(path), view="harassment", api_name="/evaluate_csv")
+    assert view["value"] == "flagged vs clean"  # a 0/1 label has no per-category view
+    assert "labelled.csv" in reading and "right about 2 of 2 texts" in reading
+
+
+def test_moderate_image_on_the_tiny_vit(client):
+    from gradio_client import handle_file
+
+    line, scores, labels, preview, notes, raw = client.predict(handle_file(EXAMPLE_IMAGE), api_name="/moderate_image")
+    assert line.startswith("### ")
+    assert {c["label"] for c in scores["confidences"]} == set(IMAGE_CATEGORIES)
+    assert {c["label"] for c in labels["confidences"]} <= set(VIT_LABELS)
+    assert "No match in the known-image blocklist" in notes and "sexual" in raw["not_assessed"]
+    assert (preview is not None) == raw["flagged"]
+
+
+def test_image_blocklist_round_trip(client):
+    from gradio_client import handle_file
+
+    added = client.predict(handle_file(EXAMPLE_IMAGE), note="test entry", api_name="/image_blocklist_add")
+    assert "Added to the known-image blocklist" in added
+    line, *_, preview, notes, raw = client.predict(handle_file(EXAMPLE_IMAGE), api_name="/moderate_image")
+    assert raw["flagged"] and raw["matched_blocklist"]["note"] == "test entry" and "known image" in line
+    assert preview is not None and "Matches a known image" in notes
+    assert "not in the known-image blocklist" in client.predict(handle_file(OTHER_IMAGE),
+                                                                 api_name="/image_blocklist_remove")
+    assert "Removed" in client.predict(handle_file(EXAMPLE_IMAGE), api_name="/image_blocklist_remove")
+    *_, raw = client.predict(handle_file(EXAMPLE_IMAGE), api_name="/moderate_image")
+    assert raw["matched_blocklist"] is None
+
+
+def test_unloadable_models_are_explained_in_their_tabs(client, monkeypatch, tmp_path):
+    from gradio_client import handle_file
+
+    missing = str(tmp_path / "no-such-model")
+    monkeypatch.setenv("MODERATION_IMAGE_MODEL", missing)
+    monkeypatch.setenv("MODERATION_GENERATION_MODEL", missing)
+    line, scores, labels, preview, notes, raw = client.predict(handle_file(EXAMPLE_IMAGE), api_name="/moderate_image")
+    assert "unavailable" in line and missing in notes and "MODERATION_IMAGE_MODEL" in notes and "error" in raw
+    *_, output_line, _, raw = client.predict("Have a lovely day", api_name="/generate")
+    assert "unavailable" in output_line and "MODERATION_GENERATION_MODEL" in output_line
+    assert client.predict("have a lovely day", api_name="/moderate_text")[3]["flagged"] is False  # other tabs work
+
+
+def test_generate_streams_growing_guarded_text(client):
+    job = client.submit("The weather was great so we", max_new_tokens=30, seed=3, api_name="/generate")
+    parts = list(job)
+    final_text, prompt_line, output_line, suppressed, raw = parts[-1]
+    assert len(parts) >= 3 and raw["attempts"] >= 1 and suppressed == raw["suppressed"]
+    assert _segments_text(final_text) == raw["prompt"] + raw["text"]
+    texts = [p[4]["text"] for p in parts if p[4] and p[4]["output_verdict"] and not p[4]["output_verdict"]["flagged"]]
+    assert all(later.startswith(earlier) for earlier, later in zip(texts, texts[1:]))
+    assert "Prompt allowed" in prompt_line and "Output" in output_line and "still generating" not in output_line
+    assert any("still generating" in part[2] for part in parts[:-1])  # partial results say so
+    again = list(client.submit("The weather was great so we", max_new_tokens=30, seed=3, api_name="/generate"))
+    assert again[-1][4]["text"] == raw["text"]  # a seed makes it reproducible
+
+
+def test_generate_refuses_an_abusive_prompt(client):
+    *_, (highlighted, prompt_line, output_line, suppressed, raw) = client.submit(
+        "you are a worthless idiot", api_name="/generate")
+    assert raw["refused"] and raw["text"] == "" and "Refused" in output_line and "Prompt flagged" in prompt_line
+    assert any(p["class_or_confidence"] for p in highlighted)  # the offending prompt words are highlighted
+
+
+def test_generate_rejects_out_of_range_settings(client):
+    with pytest.raises(Exception, match="less than minimum"):  # the sliders' bounds are enforced for API callers too
+        client.predict("hello", top_p=0.0, api_name="/generate")
+
+
+def test_python_app_py_serves_locally_and_explains_a_missing_share_link():
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_ANALYTICS_ENABLED": "False", "MODERATION_SHARE": "1"}
+    # Importing the app must not load torch/transformers (no model at import time); then run its main().
+    code = ("import sys, app; heavy = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+            "print('HEAVY', heavy, flush=True); app.main([])")
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(180, process.kill)  # a hung start fails the test instead of hanging the suite
+    watchdog.start()
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "No public share link" in line or "public URL" in line:
+                break
+        output = "".join(lines)
+        assert "HEAVY []" in output and f"http://127.0.0.1:{port}" in output
+        # Offline (CI, this lab) Gradio cannot fetch its tunnel client, and the app says so and keeps serving.
+        assert "No public share link could be created" in output or "public URL" in output
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30) as response:
+            assert response.status == 200
+    finally:
+        watchdog.cancel()
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,82 @@
+"""A user's journey through all four tabs in a real browser (Debian's Chromium driven by Playwright), saving a
+screenshot of each tab to docs/screenshots/<tab>.png for the README."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from test_app import EXAMPLE_IMAGE, ROOT, served_app  # noqa: F401  (served_app is a fixture)
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+# No sandbox (containers, root), no GPU, and no background traffic: the page must work offline.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+TIMEOUT_MS = 120_000  # first use of each model happens inside the journey, on a busy 2-core machine
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed: apt-get install -y chromium"),
+]
+
+
+@pytest.fixture(scope="module")
+def page(served_app):  # noqa: F811
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(served_app.demo.local_url)
+            yield page
+        finally:
+            browser.close()
+
+
+def _open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def _screenshot(page, tab: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{tab}.png"), full_page=True)
+    assert (SCREENSHOTS / f"{tab}.png").stat().st_size > 10_000
+
+
+def test_four_tab_journey(page):
+    from playwright.sync_api import expect
+
+    _open_tab(page, "Text")
+    page.get_by_label("Text to moderate").fill("you are a worthless idiot")
+    page.get_by_role("button", name="Moderate", exact=True).click()
+    expect(page.locator("#text-verdict")).to_contain_text("Text flagged: harassment", timeout=TIMEOUT_MS)
+    expect(page.get_by_text("idiot", exact=True).first).to_be_visible()
+    _screenshot(page, "text")
+
+    _open_tab(page, "Image")
+    page.locator("#image-input input[type=file]").set_input_files(str(EXAMPLE_IMAGE))
+    page.get_by_role("button", name="Moderate image").click()
+    expect(page.locator("#image-verdict")).to_contain_text("Image", timeout=TIMEOUT_MS)
+    expect(page.get_by_text("No match in the known-image blocklist")).to_be_visible()
+    _screenshot(page, "image")
+
+    _open_tab(page, "Generation")
+    page.get_by_label("Prompt", exact=True).fill("The weather was great so we")
+    page.get_by_label("Seed (-1: random)").fill("7")  # the same screenshot every run
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#generation-verdict")).to_contain_text("Output", timeout=TIMEOUT_MS)
+    expect(page.locator("#generation-verdict")).not_to_contain_text("still generating", timeout=TIMEOUT_MS)
+    expect(page.get_by_text("Prompt allowed")).to_be_visible()
+    _screenshot(page, "generation")
+
+    _open_tab(page, "Metrics")
+    page.get_by_role("button", name="Evaluate", exact=True).click()
+    expect(page.locator("#metrics-reading")).to_contain_text("Accuracy", timeout=TIMEOUT_MS)
+    expect(page.locator("#metrics-plot img")).to_be_visible()
+    expect(page.locator("#metrics-report")).to_contain_text("macro avg")
+    page.get_by_label("Confusion matrix for").click()
+    page.get_by_role("option", name="harassment").click()
+    expect(page.locator("#metrics-reading")).to_contain_text("Reading the harassment view")
+    _screenshot(page, "metrics")
