@@ -1,4 +1,4 @@
-"""Guarded generation: a causal language model (GPT-2 by default) continues a prompt, and moderation guards it three times.
+"""Guarded generation: a causal language model (GPT-2 by default) continues a prompt; moderation guards it thrice.
 
 1. Prompt screening: `moderate_text` on the prompt; `policy="refuse"` returns no continuation, `"warn"` goes on.
 2. Decode-time suppression: a `LogitsProcessor` bans, at every step, each token that would complete a blocked word
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Iterator
 
 import torch
@@ -34,6 +34,8 @@ MAX_ATTEMPTS = 3
 #: The output check runs every this many new tokens (and at the end): each check costs a text-model call, about as
 #: much as a few tokens of a small model, and this keeps the stream's chunks short.
 CHECK_EVERY_TOKENS = 4
+#: Seeds are below this; re-sample n of seed s uses s + n * SEED_LIMIT, so no two (seed, attempt) pairs share a stream.
+SEED_LIMIT = 2**32
 POLICIES = ("refuse", "warn")
 #: Lexicon categories whose words are banned while decoding. Spam terms ("free", "winner", "click here") are ordinary
 #: words out of context, so spam is left to the output check.
@@ -76,7 +78,7 @@ def generate_moderated(prompt, *, model=None, max_new_tokens=60, temperature=0.8
 
 def stream_moderated(prompt, *, model=None, max_new_tokens=60, temperature=0.8, top_p=0.95, seed=None,
                      blocklist=None, policy="refuse") -> Iterator[GenerationResult]:
-    """Yield growing `GenerationResult`s; every text yielded has passed the output check. The last one is final.
+    """Yield growing `GenerationResult`s, each text already through the output check. The last one is final.
 
     Arguments are validated here, before the first item is requested, so bad input fails at the call site.
     """
@@ -97,8 +99,8 @@ def _check_bounds(max_new_tokens, temperature, top_p, seed, policy) -> None:
         raise ValueError(f"temperature must be in (0, {MAX_TEMPERATURE:g}], got {temperature!r}")
     if not _is_number(top_p) or not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
-        raise ValueError(f"seed must be None or an integer from 0 to 2**32 - 1, got {seed!r}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT):
+        raise ValueError(f"seed must be None or an integer from 0 to {SEED_LIMIT - 1}, got {seed!r}")
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
 
@@ -118,8 +120,8 @@ def _caller_terms(blocklist) -> list[str]:
     return [term for term in terms if term.strip()]
 
 
-def _suppressed_terms(caller_terms: list[str]) -> tuple[str, ...]:
-    """Lexicon terms of the suppressed categories plus the caller's, lower-cased with single spaces."""
+def blocked_terms(caller_terms=()) -> tuple[str, ...]:
+    """The words decoding must not write: lexicon terms of SUPPRESSED_CATEGORIES plus the caller's, lower-cased."""
     lexicon = category_terms()
     terms = [term for category in SUPPRESSED_CATEGORIES for term in lexicon.get(category, ())]
     cleaned = (" ".join(term.lower().split()) for term in [*terms, *caller_terms])
@@ -133,7 +135,7 @@ def _suppressed_terms(caller_terms: list[str]) -> tuple[str, ...]:
 class LoadedGenerator:
     tokenizer: object
     model: torch.nn.Module
-    vocabulary: "VocabularyIndex"
+    vocabulary: VocabularyIndex
 
 
 def load_generator(model_id: str) -> LoadedGenerator:
@@ -243,7 +245,7 @@ def _encode_prompt(loaded: LoadedGenerator, prompt: str, max_new_tokens: int) ->
         ids = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id]
     window = getattr(loaded.model.config, "max_position_embeddings", None)
     if window:
-        ids = ids[-(window - max_new_tokens):]
+        ids = ids[-max(window - max_new_tokens, 1):]
     return torch.tensor([ids], dtype=torch.long)
 
 
@@ -296,14 +298,14 @@ def _guarded_stream(prompt, model_id, max_new_tokens, temperature, top_p, seed, 
         yield GenerationResult(prompt, "", True, prompt_verdict, None, 0, 0)
         return
     loaded = load_generator(model_id)
-    blocker = BlockedWordsProcessor(_suppressed_terms(caller_terms), loaded.vocabulary, loaded.tokenizer)
+    blocker = BlockedWordsProcessor(blocked_terms(caller_terms), loaded.vocabulary, loaded.tokenizer)
     prompt_ids = _encode_prompt(loaded, prompt, max_new_tokens)
-    base_seed = secrets.randbelow(2**62) if seed is None else seed
+    seed = secrets.randbelow(SEED_LIMIT) if seed is None else seed
     suppressed, safest = 0, None
     for attempt in range(1, MAX_ATTEMPTS + 1):
         new_ids, verdict, checked = [], None, -1
         for new_ids, steered in _sample_tokens(loaded, prompt_ids, max_new_tokens, temperature, top_p, blocker,
-                                               base_seed + attempt - 1):
+                                               seed + (attempt - 1) * SEED_LIMIT):
             suppressed += steered
             if len(new_ids) % CHECK_EVERY_TOKENS == 0:
                 verdict, checked = check(loaded.tokenizer.decode(new_ids, skip_special_tokens=True)), len(new_ids)
@@ -319,8 +321,8 @@ def _guarded_stream(prompt, model_id, max_new_tokens, temperature, top_p, seed, 
         result = GenerationResult(prompt, _redact(verdict), False, prompt_verdict, verdict, suppressed, attempt)
         yield result
         safest = min(safest or result, result, key=_harm)
-    yield GenerationResult(safest.prompt, safest.text, False, prompt_verdict, safest.output_verdict, suppressed,
-                           MAX_ATTEMPTS)
+    if safest is not result:
+        yield replace(safest, suppressed=suppressed, attempts=MAX_ATTEMPTS)
 
 
 def _redact(verdict: TextVerdict) -> str:
@@ -337,5 +339,4 @@ def _redact(verdict: TextVerdict) -> str:
 
 def _harm(result: GenerationResult) -> float:
     """How harmful a flagged attempt is: its highest score among the categories it was flagged for."""
-    verdict = result.output_verdict
-    return max((verdict.scores[c] for c in verdict.categories), default=0.0) if verdict else 0.0
+    return max((result.output_verdict.scores[c] for c in result.output_verdict.categories), default=0.0)

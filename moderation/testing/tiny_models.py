@@ -1,14 +1,16 @@
-"""Tiny random-weight checkpoints (BERT, ViT, GPT-2) that load through the same Auto classes as the real models.
+"""Tiny checkpoints (BERT, ViT, GPT-2) that load through the same Auto classes as the real models.
 
 The Hugging Face hub is not reachable from tests or CI, yet the loading code must run for real. These checkpoints have
 the real architectures and tokenizer/processor types, so `from_pretrained(directory)` exercises the exact path a hub id
-takes, in milliseconds. Their predictions are random: tests check plumbing and guarantees, never quality.
+takes, in milliseconds. BERT and ViT have random weights; GPT-2 is fitted for a second on our own corpus so that it
+writes words. Tests check plumbing and guarantees, never quality.
 
     python -m moderation.testing.tiny_models OUTDIR   # writes OUTDIR/bert, OUTDIR/vit, OUTDIR/gpt2
 """
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 SEED = 0
@@ -140,10 +142,10 @@ def gpt2_tokenizer(lines: list[str], vocab_size: int = 800):
     return GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=eos, bos_token=eos, unk_token=eos, pad_token=eos)
 
 
-def build_gpt2(outdir: Path, *, tokenizer=None, **config_overrides) -> Path:
-    """A GPT2LMHeadModel, by default 2 layers wide 32, with `gpt2_tokenizer(CORPUS)`.
+def build_gpt2(outdir: Path, *, tokenizer=None, fit_steps: int = 0, **config_overrides) -> Path:
+    """A GPT2LMHeadModel, by default 2 layers wide 32, with `gpt2_tokenizer(CORPUS)`, fitted `fit_steps` on CORPUS.
 
-    Benchmarks pass the real GPT-2 small sizes as `config_overrides` to get a same-cost random-weight model.
+    Benchmarks pass the real GPT-2 small sizes as `config_overrides` (and no fitting) for a same-cost model.
     """
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -158,12 +160,43 @@ def build_gpt2(outdir: Path, *, tokenizer=None, **config_overrides) -> Path:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    GPT2LMHeadModel(GPT2Config(**{**config, **config_overrides})).save_pretrained(outdir)
+    model = GPT2LMHeadModel(GPT2Config(**{**config, **config_overrides}))
+    _fit(model, tokenizer, fit_steps)
+    model.save_pretrained(outdir)
     tokenizer.save_pretrained(outdir)
     return outdir
 
 
-BUILDERS = {"bert": build_bert, "vit": build_vit, "gpt2": build_gpt2}
+def _fit(model, tokenizer, steps: int, block: int = 32) -> None:
+    """A few full-batch steps on CORPUS, so the model writes corpus-like English instead of random bytes.
+
+    Random weights sample control bytes and word fragments that any text classifier finds odd; a briefly fitted
+    model writes words, and sometimes reaches for the corpus's rude ones ("You are such an id..."), which is what a
+    generation guard has to stop. Still a toy: it has memorised a little of 40 lines.
+    """
+    import torch
+
+    if not steps:
+        return
+    ids = tokenizer(CORPUS)["input_ids"]
+    batch = torch.tensor(ids[: len(ids) // block * block]).view(-1, block)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    threads = torch.get_num_threads()
+    # One thread: these matrices are tiny, extra threads only add synchronisation (40x slower on a busy machine),
+    # and a fixed thread count keeps the weights identical on every machine.
+    torch.set_num_threads(1)
+    try:
+        model.train()
+        for _ in range(steps):
+            model(input_ids=batch, labels=batch).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        model.eval()
+    finally:
+        torch.set_num_threads(threads)
+
+
+BUILDERS = {"bert": build_bert, "vit": build_vit, "gpt2": partial(build_gpt2, fit_steps=50)}
 
 
 def build_tiny_models(outdir) -> dict[str, Path]:
