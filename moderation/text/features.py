@@ -91,8 +91,10 @@ def build_preprocessor(max_word_features: int = 30000, max_char_features: int = 
     """Word and character TF-IDF on the normalised text, scaled numeric statistics and lexicon evidence, one-hot source."""
     return ColumnTransformer(
         [
+            # Content words only: in a short text "you" or "are" would otherwise carry the whole TF-IDF vector and
+            # read as harassment or hate; the character n-grams still see phrasing such as " you ".
             ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=max_word_features,
-                                      token_pattern=r"(?u)\b\w[\w'*]*\b"), "text"),
+                                      stop_words="english", token_pattern=r"(?u)\b\w[\w'*]*\b"), "text"),
             ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True,
                                       max_features=max_char_features), "text"),
             ("stats", StandardScaler(), STAT_COLUMNS),
