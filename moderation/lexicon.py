@@ -9,6 +9,7 @@ together cover the common evasions.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -47,9 +48,23 @@ class LexiconMatch:
     weight: float
 
 
-def _letter_pattern(letter: str, interior: bool) -> str:
-    forms = re.escape(letter + _LETTER_FORMS.get(letter, "")) + ("*" if interior else "")
-    return f"[{forms}]+" if len(forms) > 1 else f"{re.escape(letter)}+"
+def _letter_pattern(letter: str, position: str) -> str:
+    """One letter of a term: a run of the letter (after at most one look-alike, "!idiot"), or ONE look-alike.
+
+    `position` in a word of three or more characters is "first", "interior" or "last" ("plain" otherwise): between
+    the first and the last letter, one "*" may stand for each interior letter or follow any letter, and any stars
+    may precede the last one ("f*ck", "b***h", "f*u*c*k", "sh***t"). Look-alikes and masking stars count once each
+    so that a run of them can be read only one way: letters that each took a run of shared characters let the regex
+    engine try every split of the run ("s" and 40 stars held it for 35 seconds)."""
+    forms = _LETTER_FORMS.get(letter, "")
+    pattern = f"(?:[{re.escape(forms)}]?{letter}+|[{re.escape(forms)}])" if forms else f"{letter}+"
+    if position == "first":
+        return pattern + r"\*?"
+    if position == "interior":
+        return rf"(?:{pattern}\*?|\*)"
+    if position == "last":
+        return r"\**+" + pattern
+    return pattern
 
 
 def _first_chars(term: str) -> str:
@@ -72,7 +87,9 @@ def term_pattern(term: str) -> str:
         letters = []
         for i, ch in enumerate(word):
             if ch.isalnum():
-                letters.append(_letter_pattern(ch, interior=0 < i < len(word) - 1))
+                position = ("plain" if len(word) < 3 else "first" if i == 0
+                            else "last" if i == len(word) - 1 else "interior")
+                letters.append(_letter_pattern(ch, position))
             elif ch == "'":
                 letters.append("'?")
             else:
@@ -112,18 +129,28 @@ class Lexicon:
         if not self._by_first_char or not normalized:
             return []
         allowed = [m.span() for m in self._allow_regex.finditer(normalized)] if self._allow_regex else []
+        # Allowed spans are sorted and disjoint: only the last one starting at or before a match can contain it.
+        allowed_starts = [a for a, _ in allowed]
         matches: list[LexiconMatch] = []
         covered_until = 0
+        failed_star = -2
         for word_start in _WORD_START.finditer(normalized):
             pos = word_start.start()
             regex = self._by_first_char.get(normalized[pos])
             if pos < covered_until or regex is None:
                 continue
+            if normalized[pos] == "*" and pos == failed_star + 1:
+                # Only wildcard-prefix terms start at a "*", and their [a-z*]* prefix already read this star in the
+                # failed attempt at the one before: a run of stars costs one attempt, not one per star.
+                failed_star = pos
+                continue
             m = regex.match(normalized, pos)
             if m is None:
+                failed_star = pos if normalized[pos] == "*" else failed_star
                 continue
             start, end = m.span()
-            if any(a <= start and end <= b for a, b in allowed):
+            inside = bisect_right(allowed_starts, start) - 1
+            if inside >= 0 and end <= allowed[inside][1]:
                 continue
             covered_until = end
             term, entries = self._by_group[m.lastgroup]

@@ -105,16 +105,6 @@ def _fold_homoglyph_words(chars: list[str]) -> list[str]:
     return out
 
 
-def _inside_word(chars: list[str], k: int, start: int, end: int) -> bool:
-    """True when the run of edge-sensitive symbols around chars[k] has word characters on both sides."""
-    left, right = k, k
-    while left > start and chars[left - 1] in _EDGE_SENSITIVE:
-        left -= 1
-    while right < end - 1 and chars[right + 1] in _EDGE_SENSITIVE:
-        right += 1
-    return left > start and right < end - 1
-
-
 def _unleet(chars: list[str]) -> list[str]:
     """Turn leetspeak into letters inside word-like tokens that contain at least one letter."""
     out = list(chars)
@@ -128,10 +118,18 @@ def _unleet(chars: list[str]) -> list[str]:
             j += 1
         token = "".join(chars[i:j])
         if any(c.isalpha() for c in token) and any(c in LEET for c in token) and not _NUMBER_WITH_UNIT.match(token):
-            for k in range(i, j):
-                c = chars[k]
-                if c in LEET and (c not in _EDGE_SENSITIVE or _inside_word(chars, k, i, j)):
-                    out[k] = LEET[c]
+            k = i
+            while k < j:
+                run_end = k + 1
+                if chars[k] in _EDGE_SENSITIVE:  # a run of them is leet only with word characters on both sides
+                    while run_end < j and chars[run_end] in _EDGE_SENSITIVE:
+                        run_end += 1
+                    if k == i or run_end == j:
+                        k = run_end
+                        continue
+                for m in range(k, run_end):
+                    out[m] = LEET.get(chars[m], chars[m])
+                k = run_end
         i = j
     return out
 

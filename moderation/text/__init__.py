@@ -42,15 +42,20 @@ def moderate_text(text_or_texts: str | Sequence[str], *, model: str = DEFAULT, t
     blocklist: terms that always flag (a list counts as profanity; a mapping category -> terms chooses).
     allowlist: terms that never count, e.g. a place name your community uses.
     explain_spans: False skips the model-occlusion spans (lexicon spans stay), for bulk jobs.
+    A text with nothing to read (empty, blank, only control or zero-width characters) scores 0 in every category.
     """
     texts, single = _as_text_list(text_or_texts)
     text_model = get_text_model(model)
     limits = resolve_thresholds(thresholds, text_model.thresholds, TEXT_CATEGORIES)
     lexicon = default_lexicon().with_user_terms(blocklist, allowlist)
     analyses = [analyze(t, lexicon) for t in texts]
-    frame = feature_frame([t[:MAX_MODEL_CHARS] for t in texts], analyses)
+    frame = feature_frame(texts, analyses)  # statistics need the text the analysis was made from: all of it
     frame["text"] = frame["text"].str.slice(0, MAX_MODEL_CHARS)
     proba = text_model.predict_proba(frame) if texts else np.zeros((0, len(TEXT_CATEGORIES)))
+    # Nothing left to read (empty, blank, only control or zero-width characters) is nothing to flag, whatever a
+    # model extrapolates from an empty input (the classical ones flagged "" as profanity and "\x00" as violence).
+    blank = np.array([not a.normalized.text.strip() for a in analyses], dtype=bool)
+    proba = np.where(blank[:, None], 0.0, proba)
     name = default_model_name() if model == DEFAULT else model
 
     verdicts = []

@@ -21,7 +21,7 @@ MAX_OCCLUDED_WORDS = 60
 MIN_DROP = 0.08
 #: ...and by at least this share of the largest drop any word in the text causes.
 RELATIVE_DROP = 0.5
-_WORD = re.compile(r"[\w*@$!']*[^\W_][\w*@$!']*")
+_WORD = re.compile(r"(?<![\w*@$!'])[\w*@$!']*[^\W_][\w*@$!']*")  # from a run's start only: linear, not quadratic
 
 
 def _lexicon_spans(analysis, flagged) -> list[Span]:
@@ -38,12 +38,13 @@ def _occlusion_variants(analysis, frame_row):
     """One feature row per content word with that word blanked; returns (word spans in normalised text, rows).
 
     Stop words are skipped: "you" carries harassment statistically, but it is not the word that offends."""
-    words = [m.span() for m in _WORD.finditer(analysis.model_text) if m.group(0) not in ENGLISH_STOP_WORDS]
+    model_text = frame_row["text"]  # what the model read: the start of a long text (MAX_MODEL_CHARS)
+    words = [m.span() for m in _WORD.finditer(model_text) if m.group(0) not in ENGLISH_STOP_WORDS]
     words = words[:MAX_OCCLUDED_WORDS]
     rows = []
     for start, end in words:
         row = frame_row.copy()
-        row["text"] = analysis.model_text[:start] + " " * (end - start) + analysis.model_text[end:]
+        row["text"] = model_text[:start] + " " * (end - start) + model_text[end:]
         kept = [m for m in analysis.matches if m.end <= start or m.start >= end]
         row[LEXICON_COLUMNS] = lexicon_features(kept)
         rows.append(row)
