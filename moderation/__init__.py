@@ -24,6 +24,8 @@ __all__ = [
     "stream_moderated",
     "GenerationResult",
     "ModelUnavailableError",
+    "moderate_file",
+    "BatchSummary",
 ]
 
 # Public name -> module that defines it; resolved lazily so `import moderation` stays instant.
@@ -37,6 +39,8 @@ _LAZY = {
     "stream_moderated": ".generation",
     "GenerationResult": ".generation",
     "ModelUnavailableError": ".hub",
+    "moderate_file": ".batch",
+    "BatchSummary": ".batch",
 }
 
 

@@ -77,6 +77,23 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    from .batch import moderate_file
+
+    try:
+        summary = moderate_file(args.input, args.out, text_column=args.text_column, model=args.model,
+                                thresholds=args.threshold, chunk_rows=args.chunk_rows, engine=args.engine,
+                                scheduler=args.scheduler, workers=args.workers)
+    except (ValueError, OSError) as exc:  # BatchError is a ValueError: bad input, options or checkpoint
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: rerun the same command to resume where it stopped", file=sys.stderr)
+        return 130
+    print(json.dumps(summary.to_dict(), indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m moderation", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -101,6 +118,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--models", nargs="+", default=["default"])
     evaluate.add_argument("--limit", type=int, help="only the first N rows of each dataset (quick look)")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    batch = sub.add_parser("batch", help="moderate every row of a CSV, JSON Lines or Parquet file (resumable)")
+    batch.add_argument("input", help="a .csv, .jsonl/.ndjson or .parquet file")
+    batch.add_argument("--out", required=True,
+                       help="a .csv, .jsonl or .parquet file, or a folder for partitioned Parquet")
+    batch.add_argument("--text-column", default="text", help="the column holding the text (default: text)")
+    batch.add_argument("--model", default="default", help="text model name (see `python -m moderation models`)")
+    batch.add_argument("--threshold", type=float, help="one threshold for every category (default: the model's)")
+    batch.add_argument("--chunk-rows", type=int, help="rows scored and checkpointed together (default 2000)")
+    batch.add_argument("--engine", choices=["local", "dask"], default="local")
+    batch.add_argument("--scheduler", help="Dask scheduler address (default: a LocalCluster); its workers must "
+                                           "see the input and output paths")
+    batch.add_argument("--workers", type=int, help="LocalCluster worker processes (default: one per core)")
+    batch.set_defaults(func=cmd_batch)
     return parser
 
 
