@@ -14,7 +14,7 @@ import html
 import io
 import os
 import re
-import shutil
+import sys
 import tempfile
 import urllib.request
 import zipfile
@@ -125,38 +125,73 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _spec(name: str) -> PublicDataset:
+    if name not in PUBLIC_DATASETS:
+        raise ValueError(f"unknown public dataset {name!r}; expected one of {', '.join(PUBLIC_DATASETS)}")
+    return PUBLIC_DATASETS[name]
+
+
+def _fetch_bytes(url: str) -> bytes:
+    """The one network call of this module (tests replace it)."""
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return response.read()
+
+
+def _checksum_error(spec: PublicDataset, where: str) -> DatasetUnavailableError:
+    return DatasetUnavailableError(
+        f"{spec.name}: {where} does not have the SHA-256 of the release this project was measured on "
+        f"({spec.sha256[:12]}...); refusing to use it (the upstream file may have changed, or the copy is damaged)."
+    )
+
+
 def _download(spec: PublicDataset, target: Path) -> None:
+    """Download into `target` only if the SHA-256 matches; nothing is left behind otherwise."""
+    print(f"Downloading {spec.name} from {spec.url}\n  licence: {spec.licence}; please cite: {spec.citation}",
+          file=sys.stderr)
     try:
-        with urllib.request.urlopen(spec.url, timeout=60) as response:
-            payload = response.read()
+        payload = _fetch_bytes(spec.url)
     except OSError as exc:
         raise DatasetUnavailableError(
             f"Could not download {spec.name} from {spec.url} ({exc}). Set MODERATION_DATA_MIRROR to a folder "
             f"holding {spec.folder}/{spec.filename}."
         ) from exc
     if spec.member:
-        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-            payload = archive.read(spec.member)
+        try:
+            with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+                payload = archive.read(spec.member)
+        except (zipfile.BadZipFile, KeyError) as exc:
+            raise DatasetUnavailableError(f"{spec.name}: {spec.url} is not a zip holding {spec.member} ({exc})") from exc
+    if hashlib.sha256(payload).hexdigest() != spec.sha256:
+        raise _checksum_error(spec, f"the file downloaded from {spec.url}")
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
         tmp.write(payload)
-    if _sha256(Path(tmp.name)) != spec.sha256:
-        os.unlink(tmp.name)
-        raise DatasetUnavailableError(
-            f"{spec.name}: the downloaded file's SHA-256 does not match the release this project was measured on; "
-            f"refusing to use it (the upstream file may have changed)."
-        )
-    shutil.move(tmp.name, target)
+    os.replace(tmp.name, target)  # atomic: a concurrent reader sees no file or the whole file
+
+
+#: Mirror files already checked in this process: (path, size, mtime) -> True.
+_verified_mirror_files: set[tuple[str, int, float]] = set()
+
+
+def _verify_mirror_file(spec: PublicDataset, path: Path) -> None:
+    """A mirror is only a faster source of the same release: a different file would silently change the figures."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime)
+    if key not in _verified_mirror_files:
+        if _sha256(path) != spec.sha256:
+            raise _checksum_error(spec, f"the mirrored copy {path}")
+        _verified_mirror_files.add(key)
 
 
 def dataset_path(name: str, *, download: bool = True) -> Path:
     """Local path of a public dataset file: the mirror, else the cache, else downloaded into the cache."""
-    spec = PUBLIC_DATASETS[name]
+    spec = _spec(name)
     mirror = mirror_dir()
     if mirror is not None:
         path = mirror / spec.folder / spec.filename
         if not path.is_file():
             raise DatasetUnavailableError(f"MODERATION_DATA_MIRROR is set but {path} does not exist")
+        _verify_mirror_file(spec, path)
         return path
     path = cache_dir() / "datasets" / spec.folder / spec.filename
     if not path.is_file():
@@ -166,12 +201,19 @@ def dataset_path(name: str, *, download: bool = True) -> Path:
     return path
 
 
+def _with_provenance(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Attach the licence and citation, so whoever reports figures on the frame can show them."""
+    spec = PUBLIC_DATASETS[name]
+    frame.attrs.update(dataset=spec.name, licence=spec.licence, citation=spec.citation, source=spec.url)
+    return frame
+
+
 def fetch_davidson() -> pd.DataFrame:
     """Davidson et al. tweets: `text`, `label` (0 hate, 1 offensive, 2 neither) and `flagged` (label != 2)."""
     raw = pd.read_csv(dataset_path("davidson"), dtype={"tweet": str}, keep_default_na=False)
     frame = pd.DataFrame({"text": raw["tweet"].map(html.unescape), "label": raw["class"].astype(int)})
     frame["flagged"] = frame["label"] != 2
-    return frame
+    return _with_provenance(frame, "davidson")
 
 
 def fetch_sms_spam() -> pd.DataFrame:
@@ -182,18 +224,20 @@ def fetch_sms_spam() -> pd.DataFrame:
             label, _, text = line.rstrip("\n").partition("\t")
             if label in ("ham", "spam"):
                 rows.append((text, label == "spam"))
-    return pd.DataFrame(rows, columns=["text", "spam"])
+    return _with_provenance(pd.DataFrame(rows, columns=["text", "spam"]), "sms_spam")
 
 
 def fetch_toxic_spans(split: str = "test") -> pd.DataFrame:
-    """SemEval-2021 Toxic Spans: `text` and `spans` (sorted list of toxic character offsets)."""
-    raw = pd.read_csv(dataset_path(f"toxic_spans_{split}"), dtype=str, keep_default_na=False)
+    """SemEval-2021 Toxic Spans (split train, trial or test): `text` and `spans` (sorted toxic character offsets)."""
+    name = f"toxic_spans_{split}"
+    raw = pd.read_csv(dataset_path(name), dtype=str, keep_default_na=False)
     spans = raw["spans"].map(lambda s: sorted(set(ast.literal_eval(s))) if s.strip() else [])
-    return pd.DataFrame({"text": raw["text"], "spans": spans})
+    return _with_provenance(pd.DataFrame({"text": raw["text"], "spans": spans}), name)
 
 
 def citation(name: str) -> str:
-    spec = PUBLIC_DATASETS[name]
+    """One line to show next to figures measured on `name`: who to cite, the licence and where it comes from."""
+    spec = _spec(name)
     return f"{spec.citation} Licence: {spec.licence}. Source: {spec.url}"
 
 

@@ -1,16 +1,20 @@
-"""Scoring text models on real public data nobody on this project wrote (evaluation only, never training).
+"""Scoring text moderators on real public data nobody on this project wrote (evaluation only, never training).
 
 Conventions (see ../shared/datasets/README.md): Davidson "flagged" is `class != 2` (hate or offensive vs neither);
 SMS is the `spam` category against ham/spam; Toxic Spans uses the SemEval-2021 metric, the mean over posts of
 the character-offset F1 between predicted and gold spans (1.0 when both are empty, 0.0 when exactly one is).
+
+Any tool can be scored, not only ours: `evaluate_predictor` takes a function from texts to `Predictions`, so the
+benchmarks put peer libraries through exactly the same data and metrics as `moderate_text`.
 """
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
-from sklearn.metrics import f1_score, recall_score
+from sklearn.metrics import confusion_matrix, f1_score, recall_score
 
 from . import datasets
 
@@ -18,7 +22,21 @@ from . import datasets
 TOXIC_CATEGORIES = frozenset({"harassment", "hate", "violence", "sexual", "self_harm", "profanity"})
 
 
-def span_f1(predicted: Iterable[int], gold: Iterable[int]) -> float:
+@dataclass(frozen=True)
+class Predictions:
+    """What a tool said about a batch of texts, reduced to what the public datasets can check."""
+
+    flagged: np.ndarray  # bool per text: flagged for anything
+    spam: np.ndarray | None = None  # bool per text; None for a tool without a spam category
+    toxic_offsets: list[set[int]] | None = None  # toxic character offsets per text; None for a tool without spans
+
+
+#: (texts, want_spans) -> Predictions. `want_spans` is False where no metric reads the spans, so a tool can skip
+#: the costly part of explaining itself (our occlusion spans) on the large sets.
+Predictor = Callable[[Sequence[str], bool], Predictions]
+
+
+def span_f1(predicted: Sequence[int] | set[int], gold: Sequence[int] | set[int]) -> float:
     """SemEval-2021 Task 5 per-post F1 over character offsets."""
     predicted, gold = set(predicted), set(gold)
     if not predicted and not gold:
@@ -37,50 +55,76 @@ def toxic_offsets(verdict) -> set[int]:
     return {i for s in verdict.spans if s.label in TOXIC_CATEGORIES for i in range(s.start, s.end)}
 
 
-def evaluate_flagging(flagged: np.ndarray, truth: np.ndarray) -> dict:
+def verdict_predictions(verdicts) -> Predictions:
+    """`Predictions` from our `TextVerdict`s."""
+    return Predictions(
+        flagged=np.array([v.flagged for v in verdicts], dtype=bool),
+        spam=np.array(["spam" in v.categories for v in verdicts], dtype=bool),
+        toxic_offsets=[toxic_offsets(v) for v in verdicts],
+    )
+
+
+def evaluate_flagging(flagged, truth) -> dict:
+    """Binary scores of `flagged` against `truth`, with the confusion matrix [[tn, fp], [fn, tp]] for figures."""
     truth = np.asarray(truth, dtype=bool)
     flagged = np.asarray(flagged, dtype=bool)
     negatives = ~truth
     return {
-        "macro_f1": round(float(f1_score(truth, flagged, average="macro")), 4),
-        "f1": round(float(f1_score(truth, flagged)), 4),
-        "recall": round(float(recall_score(truth, flagged)), 4),
+        "macro_f1": round(float(f1_score(truth, flagged, average="macro", zero_division=0)), 4),
+        "f1": round(float(f1_score(truth, flagged, zero_division=0)), 4),
+        "recall": round(float(recall_score(truth, flagged, zero_division=0)), 4),
         "false_positive_rate": round(float(flagged[negatives].mean()) if negatives.any() else 0.0, 4),
         "n": int(truth.size),
+        "confusion_matrix": confusion_matrix(truth, flagged, labels=[False, True]).tolist(),
     }
 
 
-def run_public_evaluation(moderate: Callable, limit: int | None = None) -> dict:
-    """Evaluate `moderate(texts) -> verdicts` (e.g. a partial of moderate_text) on the three public datasets.
+def _timed(predict: Predictor, texts: list[str], want_spans: bool) -> tuple[Predictions, float]:
+    started = time.perf_counter()
+    predictions = predict(texts, want_spans)
+    return predictions, round(time.perf_counter() - started, 1)
 
-    Returns {"davidson": {...}, "sms_spam": {...}, "toxic_spans": {...}} with the figures the README reports.
+
+def evaluate_predictor(predict: Predictor, limit: int | None = None) -> dict:
+    """Score `predict` on the three public datasets.
+
+    Returns {"davidson": {...}, "sms_spam": {...}, "toxic_spans": {...}}. A tool without a spam category gets
+    `sms_spam["f1"] = None`; one without spans gets `toxic_spans["char_f1"] = None`.
     `limit` takes the first rows of each set for a quick look; reported figures use all rows.
     """
     results = {}
     davidson = datasets.fetch_davidson()[:limit]
-    started = time.perf_counter()
-    verdicts = moderate(davidson["text"].tolist())
-    results["davidson"] = evaluate_flagging([v.flagged for v in verdicts], davidson["flagged"].to_numpy())
-    results["davidson"]["seconds"] = round(time.perf_counter() - started, 1)
+    predictions, seconds = _timed(predict, davidson["text"].tolist(), False)
+    results["davidson"] = {**evaluate_flagging(predictions.flagged, davidson["flagged"]), "seconds": seconds}
 
     sms = datasets.fetch_sms_spam()[:limit]
-    started = time.perf_counter()
-    verdicts = moderate(sms["text"].tolist())
-    spam_pred = np.array(["spam" in v.categories for v in verdicts])
-    results["sms_spam"] = evaluate_flagging(spam_pred, sms["spam"].to_numpy())
-    ham = ~sms["spam"].to_numpy()
-    results["sms_spam"]["ham_flagged_any"] = round(float(np.mean([v.flagged for v, h in zip(verdicts, ham) if h])), 4)
-    results["sms_spam"]["seconds"] = round(time.perf_counter() - started, 1)
+    predictions, seconds = _timed(predict, sms["text"].tolist(), False)
+    spam = sms["spam"].to_numpy(dtype=bool)
+    if predictions.spam is None:
+        results["sms_spam"] = {"f1": None, "recall": None, "n": int(spam.size)}
+    else:
+        results["sms_spam"] = evaluate_flagging(predictions.spam, spam)
+    results["sms_spam"]["ham_flagged_any"] = round(float(predictions.flagged[~spam].mean()), 4)
+    results["sms_spam"]["seconds"] = seconds
 
     spans = datasets.fetch_toxic_spans("test")[:limit]
-    started = time.perf_counter()
-    verdicts = moderate(spans["text"].tolist())
-    scores = [span_f1(toxic_offsets(v), gold) for v, gold in zip(verdicts, spans["spans"])]
-    has_gold = spans["spans"].map(bool).to_numpy()
+    predictions, seconds = _timed(predict, spans["text"].tolist(), True)
+    has_gold = spans["spans"].map(bool).to_numpy(dtype=bool)
+    posts = evaluate_flagging(predictions.flagged, has_gold)
+    char_f1 = None
+    if predictions.toxic_offsets is not None:
+        char_f1 = round(float(np.mean([span_f1(p, g) for p, g in zip(predictions.toxic_offsets, spans["spans"])])), 4)
     results["toxic_spans"] = {
-        "char_f1": round(float(np.mean(scores)), 4),
-        "toxic_posts_flagged": round(float(np.mean([v.flagged for v, g in zip(verdicts, has_gold) if g])), 4),
-        "n": len(scores),
-        "seconds": round(time.perf_counter() - started, 1),
+        "char_f1": char_f1,
+        "toxic_posts_flagged": posts["recall"],
+        "n": int(has_gold.size),
+        "confusion_matrix": posts["confusion_matrix"],
+        "seconds": seconds,
     }
     return results
+
+
+def run_public_evaluation(moderate: Callable, limit: int | None = None) -> dict:
+    """Evaluate `moderate(texts, explain_spans=...) -> verdicts` (e.g. a partial of moderate_text) on the three
+    public datasets; see `evaluate_predictor` for what comes back."""
+    return evaluate_predictor(lambda texts, spans: verdict_predictions(moderate(texts, explain_spans=spans)), limit)

@@ -1,0 +1,256 @@
+"""Load test of the web app: `python app.py` on loopback, driven by concurrent gradio_client callers.
+
+    python -m benchmarks.load_test                                  # 50 text callers for 60 s
+    python -m benchmarks.load_test --callers 10 --duration 20       # a quick look
+    python -m benchmarks.load_test --requests 10000 --callers 20    # does memory stay flat over 10,000 requests?
+    python -m benchmarks.load_test --image-callers 2                # image callers too (tiny local ViT)
+
+The server runs as a visitor meets it: its own process, Gradio's queue and concurrency limits, HTTP and JSON, with
+analytics and the hub off and a throw-away image blocklist. Every caller is its own `gradio_client.Client` (its own
+session) and sends one request after another, cycling through the bundled test texts and a few hostile ones (empty,
+emoji and right-to-left, zero-width evasions, 5 KB); image callers send the example photos. The script prints
+requests, failures, throughput, latency p50/p95/max as callers see it (queueing included) and the server's resident
+memory (RSS, from /proc) after warm-up and at the end, and every --rss-every requests in --requests mode.
+
+It stops by itself: at --duration (or after --requests) no caller starts another request, requests in flight get
+--request-timeout to finish, and the server is terminated. Exit status 1 if any request failed or never finished.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from itertools import cycle
+from pathlib import Path
+
+from gradio_client import Client, handle_file
+
+ROOT = Path(__file__).resolve().parents[1]
+HOSTILE_TEXTS = ["", "   ", "you f.u.c.k.i.n.g іdіоt 🙂", "مرحبا my friend, שלום 👨\u200d👩\u200d👧", "id\u200biot\x00",
+                 "have a lovely day " * 280]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float | None:
+    """Resident memory of process `pid` in MiB, or None where /proc is not available."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            line = next(line for line in status if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return None
+    return int(line.split()[1]) / 1024
+
+
+class Server:
+    """`python app.py` on a free loopback port; output goes to a log file that is shown if the server dies."""
+
+    def __init__(self, workdir: Path, with_image_model: bool, start_timeout: float):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
+               "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "MODERATION_SHARE": "0",
+               "MODERATION_IMAGE_BLOCKLIST": str(workdir / "blocklist.json")}
+        if with_image_model:
+            from moderation.testing.tiny_models import build_tiny_models  # torch: only when images are sent
+
+            models = build_tiny_models(workdir / "models")
+            env.update(MODERATION_IMAGE_MODEL=str(models["vit"]), MODERATION_GENERATION_MODEL=str(models["gpt2"]))
+        self.log_path = workdir / "server.log"
+        self.log = open(self.log_path, "w", encoding="utf-8")
+        started = time.monotonic()
+        self.process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self._wait_until_ready(start_timeout)
+        self.startup_seconds = time.monotonic() - started
+
+    def _wait_until_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app.py exited with status {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.url + "config", timeout=5) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"app.py did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        self.log.flush()
+        return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+    @property
+    def rss(self) -> float | None:
+        return rss_mib(self.process.pid)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+class Tally:
+    """Shared by the callers: request slots handed out, latencies, failures, memory samples."""
+
+    def __init__(self, server: Server, limit: int | None, rss_every: int):
+        self.server, self.limit, self.rss_every = server, limit, rss_every
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.issued = 0
+        self.latencies: dict[str, list[float]] = {}
+        self.failures: Counter[str] = Counter()
+        self.rss_samples: list[tuple[int, float | None]] = []
+
+    def claim(self) -> bool:
+        """May a caller send one more request?"""
+        with self.lock:
+            if self.stop.is_set() or (self.limit is not None and self.issued >= self.limit):
+                return False
+            self.issued += 1
+            return True
+
+    @property
+    def completed(self) -> int:
+        return sum(map(len, self.latencies.values())) + sum(self.failures.values())
+
+    def record(self, endpoint: str, seconds: float | None, error: BaseException | None) -> None:
+        with self.lock:
+            if error is None:
+                self.latencies.setdefault(endpoint, []).append(seconds)
+            else:
+                self.failures[f"{endpoint}: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"] += 1
+            done = self.completed
+            if self.limit is not None and done % self.rss_every == 0:
+                self.rss_samples.append((done, self.server.rss))
+            if self.limit is not None and done >= self.limit:
+                self.stop.set()
+
+
+def caller(client: Client, endpoint: str, inputs, tally: Tally, request_timeout: float) -> None:
+    for value in cycle(inputs):
+        if not tally.claim():
+            return
+        started = time.perf_counter()
+        try:
+            client.submit(value, api_name=endpoint).result(timeout=request_timeout)
+        except Exception as error:  # every failure is counted and reported, whatever its kind
+            tally.record(endpoint, None, error)
+        else:
+            tally.record(endpoint, time.perf_counter() - started, None)
+
+
+def texts_to_send() -> list[str]:
+    from moderation.datasets import load_texts
+
+    return load_texts("test")["text"].tolist()[:400] + HOSTILE_TEXTS
+
+
+def percentile_line(latencies: list[float]) -> str:
+    if len(latencies) < 2:
+        return "not enough requests for percentiles"
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return f"p50 {cuts[49]:.3f} s, p95 {cuts[94]:.3f} s, max {max(latencies):.3f} s"
+
+
+def run(args) -> int:
+    texts = texts_to_send()
+    images = [handle_file(str(p)) for p in sorted((ROOT / "examples" / "images").glob("*.jpg"))]
+    with tempfile.TemporaryDirectory(prefix="moderation-load-") as workdir:
+        server = Server(Path(workdir), with_image_model=args.image_callers > 0, start_timeout=args.start_timeout)
+        try:
+            print(f"server: python app.py at {server.url} (pid {server.process.pid}), up in "
+                  f"{server.startup_seconds:.1f} s", flush=True)
+            plan = [("/moderate_text", texts[i::args.callers] or texts) for i in range(args.callers)]
+            plan += [("/moderate_image", images[i % len(images):] + images[:i % len(images)])
+                     for i in range(args.image_callers)]
+            clients = [Client(server.url, verbose=False, analytics_enabled=False, download_files=False)
+                       for _ in plan]
+            for endpoint in dict(plan):  # warm-up: each model loads on first use, before memory is measured
+                clients[0].predict((texts if endpoint == "/moderate_text" else images)[0], api_name=endpoint)
+            rss_before = server.rss
+            tally = Tally(server, args.requests, args.rss_every)
+            threads = [threading.Thread(target=caller, args=(client, endpoint, inputs, tally, args.request_timeout),
+                                        daemon=True) for client, (endpoint, inputs) in zip(clients, plan)]
+            started = time.monotonic()
+            for thread in threads:
+                thread.start()
+            deadline = started + (args.max_duration if args.requests else args.duration)
+            while not tally.stop.is_set() and time.monotonic() < deadline:
+                tally.stop.wait(0.5)
+            tally.stop.set()
+            give_up = time.monotonic() + args.request_timeout  # requests in flight may still finish
+            for thread in threads:
+                thread.join(timeout=max(0.0, give_up - time.monotonic()))
+            elapsed = time.monotonic() - started
+            unfinished = sum(thread.is_alive() for thread in threads)
+            rss_after = server.rss
+            if server.process.poll() is not None:
+                print(f"the server died during the test:\n{server.log_tail()}")
+        finally:
+            server.stop()
+    report(args, tally, elapsed, unfinished, rss_before, rss_after)
+    return 1 if tally.failures or unfinished else 0
+
+
+def report(args, tally: Tally, elapsed: float, unfinished: int, rss_before, rss_after) -> None:
+    ok = sum(map(len, tally.latencies.values()))
+    failed = sum(tally.failures.values())
+    print(f"callers: {args.callers} text + {args.image_callers} image, ran {elapsed:.1f} s"
+          + (f" for {args.requests:,} requests" if args.requests else f" (limit {args.duration:.0f} s)"))
+    print(f"requests: {ok + failed:,} completed, {failed:,} failed, {unfinished} unfinished; "
+          f"{(ok + failed) / elapsed:.1f} requests/s")
+    for endpoint, latencies in tally.latencies.items():
+        print(f"latency {endpoint} ({len(latencies):,} ok): {percentile_line(latencies)}")
+    for failure, count in tally.failures.most_common(10):
+        print(f"  failed x{count}: {failure}")
+    if rss_before is None:
+        print("server RSS: not available (no /proc on this system)")
+        return
+    print(f"server RSS: {rss_before:.0f} MiB after warm-up, {rss_after:.0f} MiB at the end "
+          f"({rss_after - rss_before:+.0f} MiB)")
+    samples = [(done, rss) for done, rss in tally.rss_samples if rss is not None]
+    if samples:
+        print("server RSS by requests completed: " + ", ".join(f"{done:,}: {rss:.0f}" for done, rss in samples))
+        if len(samples) >= 3:  # the first sample still includes caches filling; growth after it is what leaks
+            (first_done, first), (last_done, last) = samples[1], samples[-1]
+            print(f"growth from {first_done:,} to {last_done:,} requests: {last - first:+.0f} MiB "
+                  f"({(last - first) * 1024 / (last_done - first_done):+.2f} KiB/request)")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--callers", type=int, default=50, help="concurrent text callers (default 50)")
+    parser.add_argument("--image-callers", type=int, default=0, help="concurrent image callers (default 0)")
+    parser.add_argument("--duration", type=float, default=60, help="seconds to send requests for (default 60)")
+    parser.add_argument("--requests", type=int, help="send this many requests instead of running for --duration")
+    parser.add_argument("--max-duration", type=float, default=3600, help="limit on a --requests run, in seconds")
+    parser.add_argument("--rss-every", type=int, default=1000, help="sample server memory every N requests")
+    parser.add_argument("--request-timeout", type=float, default=120, help="seconds one request may take")
+    parser.add_argument("--start-timeout", type=float, default=300, help="seconds app.py may take to start")
+    args = parser.parse_args(argv)
+    if args.callers < 0 or args.image_callers < 0 or args.callers + args.image_callers == 0:
+        parser.error("need at least one caller")
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
