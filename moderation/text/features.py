@@ -21,11 +21,13 @@ from ..normalize import Normalized, normalize
 from ..taxonomy import TEXT_CATEGORIES
 
 UNKNOWN_SOURCE = "unknown"
-_URL = re.compile(r"https?://|www\.|\b[a-z0-9-]+\.(?:com|net|org|co|uk|ly|io|info|biz|xyz)\b", re.I)
+# Host labels and amounts have a bounded length: an unbounded run, tried from every position of a long run of
+# letters and hyphens or of digits, made the regex engine re-read the run each time (20,000 digits took a minute).
+_URL = re.compile(r"https?://|www\.|\b[a-z0-9-]{1,63}\.(?:com|net|org|co|uk|ly|io|info|biz|xyz)\b", re.I)
 _PHONE = re.compile(r"(?:\+?\d[\d\s-]{6,}\d)")
 _DIGIT = re.compile(r"\d")
 _REPEATED_PUNCT = re.compile(r"([!?.])\1{1,}")
-_MONEY = re.compile(r"[£$€]\s?\d|\d+\s?(?:p|pence|usd|gbp)\b", re.I)
+_MONEY = re.compile(r"[£$€]\s?\d|\d{1,12}\s?(?:p|pence|usd|gbp)\b", re.I)
 _WORD = re.compile(r"\w+")
 
 STAT_COLUMNS = [
