@@ -34,8 +34,8 @@ from pathlib import Path
 from gradio_client import Client, handle_file
 
 ROOT = Path(__file__).resolve().parents[1]
-HOSTILE_TEXTS = ["", "   ", "you f.u.c.k.i.n.g іdіоt 🙂", "مرحبا my friend, שלום 👨\u200d👩\u200d👧", "id\u200biot\x00",
-                 "have a lovely day " * 280]
+HOSTILE_TEXTS = ["", "   ", "you f.u.c.k.i.n.g іdіоt 🙂", "مرحبا my friend, שלום 👨\u200d👩\u200d👧",
+                 "id\u200biot\x00", "have a lovely day " * 280]
 
 
 def free_port() -> int:
@@ -137,7 +137,8 @@ class Tally:
             if error is None:
                 self.latencies.setdefault(endpoint, []).append(seconds)
             else:
-                self.failures[f"{endpoint}: {type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}"] += 1
+                message = str(error).splitlines()[0][:160] if str(error) else ""
+                self.failures[f"{endpoint}: {type(error).__name__}: {message}"] += 1
             done = self.completed
             if self.limit is not None and done % self.rss_every == 0:
                 self.rss_samples.append((done, self.server.rss))
@@ -230,10 +231,11 @@ def report(args, tally: Tally, elapsed: float, unfinished: int, rss_before, rss_
     samples = [(done, rss) for done, rss in tally.rss_samples if rss is not None]
     if samples:
         print("server RSS by requests completed: " + ", ".join(f"{done:,}: {rss:.0f}" for done, rss in samples))
-        if len(samples) >= 3:  # the first sample still includes caches filling; growth after it is what leaks
-            (first_done, first), (last_done, last) = samples[1], samples[-1]
-            print(f"growth from {first_done:,} to {last_done:,} requests: {last - first:+.0f} MiB "
-                  f"({(last - first) * 1024 / (last_done - first_done):+.2f} KiB/request)")
+        later = samples[len(samples) // 2:]  # the first half includes caches and allocator arenas filling up
+        if len(later) >= 2:
+            fit = statistics.linear_regression([done for done, _ in later], [rss for _, rss in later])
+            print(f"trend over the second half ({later[0][0]:,} to {later[-1][0]:,} requests): "
+                  f"{fit.slope * 1024:+.2f} KiB/request (least squares; a leak shows as a steady positive slope)")
 
 
 def main(argv=None) -> int:
