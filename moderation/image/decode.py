@@ -30,8 +30,9 @@ MAX_FRAMES = 8
 #: external programs, and dozens of rarely used, little-tested decoders.
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
 
-# What PIL and its codecs raise on broken data; all of them become one clear ValueError.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, struct.error,
+# What PIL and its codecs raise on broken data; all of them become one clear ValueError. (TypeError: a TIFF whose
+# next directory lacks the image size, "Missing dimensions".)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError, struct.error,
                   Image.DecompressionBombError)
 
 
