@@ -18,13 +18,15 @@ import sklearn
 from ..datasets import LABEL_COLUMNS, cache_dir, load_texts
 from .classical import SPECS, TrainedModel, fit_model, grid_search, read_model_card
 from .features import UNKNOWN_SOURCE, analyze, feature_frame
+from .transformer import TRANSFORMER_MODELS
 
 DEFAULT = "default"
 _loaded: dict[str, object] = {}
 _lock = threading.Lock()
 
-#: Models defined elsewhere (the transformer family) register a loader here: name -> zero-argument callable.
-EXTRA_MODELS: dict[str, object] = {}
+#: Models defined elsewhere register a loader here: name -> zero-argument callable. The transformer family's
+#: loaders import torch only when one runs.
+EXTRA_MODELS: dict[str, object] = dict(TRANSFORMER_MODELS)
 
 
 def data_version() -> str:
