@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 from .taxonomy import TEXT_CATEGORIES, resolve_thresholds
 from .text import moderate_text
 from .text.classical import read_model_card
-from .text.registry import DEFAULT, available_models, data_version, default_model_name
+from .text.registry import DEFAULT, available_models, data_version, default_model_name, features_version
 
 #: Rows per block: large enough that the model's fixed cost per call is small, small enough to checkpoint often.
 DEFAULT_CHUNK_ROWS = 2000
@@ -532,7 +532,7 @@ def resolve_model(model: str) -> tuple[str, str]:
     if name not in available_models():
         raise BatchError(f"unknown text model {model!r}; available: {', '.join(available_models())}")
     recorded = read_model_card().get("models", {}).get(name)
-    return name, hashlib.sha256(json.dumps([recorded, data_version()], sort_keys=True).encode()).hexdigest()[:12]
+    return name, hashlib.sha256(json.dumps([recorded, data_version(), features_version()], sort_keys=True).encode()).hexdigest()[:12]
 
 
 def moderate_file(input_path, output_path, *, text_column: str = "text", model: str = DEFAULT, thresholds=None,

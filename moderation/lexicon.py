@@ -124,11 +124,16 @@ class Lexicon:
             if self.allow_terms else None
         )
 
-    def find(self, normalized: str) -> list[LexiconMatch]:
-        """Matches in `normalized` (already normalised text), skipping those inside allowlisted words."""
+    def allowed_spans(self, normalized: str) -> list[tuple[int, int]]:
+        """Where allowlisted words lie in `normalized`: sorted, disjoint (start, end) pairs."""
+        return [m.span() for m in self._allow_regex.finditer(normalized)] if self._allow_regex else []
+
+    def find(self, normalized: str, allowed: list[tuple[int, int]] | None = None) -> list[LexiconMatch]:
+        """Matches in `normalized` (already normalised text), skipping those inside allowlisted words (`allowed`,
+        from `allowed_spans`, when the caller has them already)."""
         if not self._by_first_char or not normalized:
             return []
-        allowed = [m.span() for m in self._allow_regex.finditer(normalized)] if self._allow_regex else []
+        allowed = self.allowed_spans(normalized) if allowed is None else allowed
         # Allowed spans are sorted and disjoint: only the last one starting at or before a match can contain it.
         allowed_starts = [a for a, _ in allowed]
         matches: list[LexiconMatch] = []
@@ -157,11 +162,16 @@ class Lexicon:
             matches.extend(LexiconMatch(start, end, term, e.category, e.weight) for e in entries)
         return matches
 
-    def blank_allowed(self, normalized: str) -> str:
+    def blank_allowed(self, normalized: str, allowed: list[tuple[int, int]] | None = None) -> str:
         """`normalized` with allowlisted words replaced by spaces (same length, so offsets still hold)."""
-        if self._allow_regex is None:
+        allowed = self.allowed_spans(normalized) if allowed is None else allowed
+        if not allowed:
             return normalized
-        return self._allow_regex.sub(lambda m: " " * (m.end() - m.start()), normalized)
+        pieces, done = [], 0
+        for start, end in allowed:
+            pieces += [normalized[done:start], " " * (end - start)]
+            done = end
+        return "".join(pieces) + normalized[done:]
 
     def with_user_terms(self, blocklist=None, allowlist=None) -> "Lexicon":
         """This lexicon plus a caller's blocklist and allowlist (normalised the same way as the text)."""

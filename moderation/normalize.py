@@ -48,6 +48,9 @@ _LEET_CHARS = frozenset(LEET)
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _STRETCHED = re.compile(r"([^\W\d_])\1\1")
 _NUMBER_WITH_UNIT = re.compile(r"^\d+[a-z]{0,3}$|^[a-z]+\d+$")
+# A word-like token for leetspeak: letters and digits (not "_"), leet symbols and "*" masks.
+_LEET_TOKEN = re.compile("(?:[^\\W_]|[" + re.escape("".join(LEET)) + "*])+")
+_LETTER = re.compile(r"[^\W\d_]")
 
 
 @dataclass(frozen=True)
@@ -63,10 +66,6 @@ class Normalized:
         if start >= end:
             raise ValueError("empty span")
         return self.origin[start], self.origin[end - 1] + 1
-
-
-def _is_word_char(ch: str) -> bool:
-    return ch.isalnum() or ch in LEET or ch == "*"
 
 
 @lru_cache(maxsize=4096)
@@ -108,29 +107,23 @@ def _fold_homoglyph_words(chars: list[str]) -> list[str]:
 def _unleet(chars: list[str]) -> list[str]:
     """Turn leetspeak into letters inside word-like tokens that contain at least one letter."""
     out = list(chars)
-    i, n = 0, len(chars)
-    while i < n:
-        if not _is_word_char(chars[i]):
-            i += 1
+    for token_match in _LEET_TOKEN.finditer("".join(chars)):  # chars are single characters: offsets agree
+        token = token_match.group()
+        if _LEET_CHARS.isdisjoint(token) or not _LETTER.search(token) or _NUMBER_WITH_UNIT.match(token):
             continue
-        j = i
-        while j < n and _is_word_char(chars[j]):
-            j += 1
-        token = "".join(chars[i:j])
-        if any(c.isalpha() for c in token) and any(c in LEET for c in token) and not _NUMBER_WITH_UNIT.match(token):
-            k = i
-            while k < j:
-                run_end = k + 1
-                if chars[k] in _EDGE_SENSITIVE:  # a run of them is leet only with word characters on both sides
-                    while run_end < j and chars[run_end] in _EDGE_SENSITIVE:
-                        run_end += 1
-                    if k == i or run_end == j:
-                        k = run_end
-                        continue
-                for m in range(k, run_end):
-                    out[m] = LEET.get(chars[m], chars[m])
-                k = run_end
-        i = j
+        i, j = token_match.span()
+        k = i
+        while k < j:
+            run_end = k + 1
+            if chars[k] in _EDGE_SENSITIVE:  # a run of them is leet only with word characters on both sides
+                while run_end < j and chars[run_end] in _EDGE_SENSITIVE:
+                    run_end += 1
+                if k == i or run_end == j:
+                    k = run_end
+                    continue
+            for m in range(k, run_end):
+                out[m] = LEET.get(chars[m], chars[m])
+            k = run_end
     return out
 
 

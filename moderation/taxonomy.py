@@ -5,6 +5,7 @@ category is added or renamed in exactly one place.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from types import MappingProxyType
 
 #: Text categories, most severe first (the order `Verdict.categories` uses).
@@ -60,9 +61,14 @@ DEFAULT_IMAGE_THRESHOLDS = MappingProxyType({
 })
 
 
+@lru_cache(maxsize=8)
+def _ranks(order: tuple[str, ...]) -> dict[str, int]:
+    return {name: i for i, name in enumerate(order)}
+
+
 def severity_sorted(categories, order: tuple[str, ...] = TEXT_CATEGORIES) -> list[str]:
     """Sort category names most severe first, following the taxonomy's order."""
-    rank = {name: i for i, name in enumerate(order)}
+    rank = _ranks(tuple(order))
     return sorted(categories, key=lambda c: rank.get(c, len(rank)))
 
 

@@ -60,8 +60,8 @@ def moderate_text(text_or_texts: str | Sequence[str], *, model: str = DEFAULT, t
 
     verdicts = []
     flagged_sets = []
-    for text, analysis, row in zip(texts, analyses, proba):
-        scores = {c: float(round(p, 4)) for c, p in zip(TEXT_CATEGORIES, row)}
+    for text, analysis, row in zip(texts, analyses, np.round(proba, 4).tolist()):
+        scores = dict(zip(TEXT_CATEGORIES, row))
         for match in analysis.matches:
             if match.weight >= 1.0:  # caller blocklist terms are decisive
                 scores[match.category] = 1.0

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
+import warnings
 from importlib import resources
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -34,6 +37,18 @@ def data_version() -> str:
     return hashlib.sha256(payload).hexdigest()[:12]
 
 
+def features_version() -> str:
+    """A digest of what turns a text into model inputs (normaliser, lexicon and its terms, feature code): a model
+    cached under other features is refitted, never reused."""
+    from .. import lexicon, normalize
+    from . import features
+
+    digest = hashlib.sha256(resources.files("moderation.data").joinpath("lexicon.tsv").read_bytes())
+    for module in (normalize, lexicon, features):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def default_model_name() -> str:
     return read_model_card().get("default", "logreg")
 
@@ -54,23 +69,42 @@ def training_data(split: str):
     return X, frame[LABEL_COLUMNS].to_numpy(dtype=int)
 
 
+def read_cached_model(path: Path):
+    """A model this project cached at `path`, or None when there is none or it cannot be read (a truncated file,
+    a library change): the caller then refits and overwrites it rather than failing every request."""
+    if not path.is_file():
+        return None
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # unpickling raises anything: EOFError, UnpicklingError, AttributeError, ...
+        warnings.warn(f"refitting: the cached model {path.name} could not be read ({type(exc).__name__}: {exc})")
+        return None
+
+
+def write_atomically(path: Path, write) -> None:
+    """`write(tmp)` then rename onto `path`: a crash never leaves half a cache file, and two processes filling the
+    cache at once never share a temporary file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
 def _build_classical(name: str) -> TrainedModel:
     spec = SPECS[name]
     recorded = read_model_card().get("models", {}).get(name, {})
     params = recorded.get("best_params")
     key = hashlib.sha256(json.dumps([params, recorded.get("thresholds")], sort_keys=True).encode()).hexdigest()[:8]
-    path = cache_dir() / "models" / f"{name}-sklearn{sklearn.__version__}-data{data_version()}-{key}.joblib"
-    if path.is_file():
-        return joblib.load(path)
+    path = cache_dir() / "models" / f"{name}-sklearn{sklearn.__version__}-data{data_version()}-features{features_version()}-{key}.joblib"
+    cached = read_cached_model(path)
+    if cached is not None:
+        return cached
     X, y = training_data("train")
     if params is None:
         params = grid_search(spec, X, y)[0]
     model = fit_model(spec, params, X, y, recorded.get("thresholds"))
     model.record = recorded
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    joblib.dump(model, tmp)
-    tmp.replace(path)
+    write_atomically(path, lambda tmp: joblib.dump(model, tmp))
     return model
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -213,36 +212,28 @@ def _bundled_splits():
 def _cache_path(name: str, checkpoint, settings, suffix: str) -> Path:
     """Cache file for `name` over exactly this checkpoint, data version, library versions and `settings`."""
     from .embedding import library_versions
-    from .registry import data_version
+    from .registry import data_version, features_version
 
-    parts = [checkpoint.fingerprint, data_version(), library_versions(), f"sklearn{sklearn.__version__}",
+    parts = [checkpoint.fingerprint, data_version(), features_version(), library_versions(), f"sklearn{sklearn.__version__}",
              json.dumps(settings, sort_keys=True, default=str)]
     key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
     return cache_dir() / "models" / f"{name}-{key}.{suffix}"
-
-
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file so that a crash never leaves half a cache file that a later run would read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    tmp.replace(path)
 
 
 def load_encoder_heads(name: str = "transformer", model: str | None = None) -> EncoderHeadsModel:
     """Encoder `name` ("transformer" or "bert-base-uncased"; `model`, else its environment variable, else the
     default) with heads trained on the bundled data, or read back from the cache."""
     from .embedding import load_checkpoint
+    from .registry import read_cached_model, write_atomically
 
     env_var, default = ENCODERS[name]
     checkpoint = load_checkpoint("text encoder", resolve_model_id(model, env_var, default()), env_var)
     path = _cache_path("heads", checkpoint, [HEAD_SPEC.title, HEAD_SPEC.param_grid, ngram_params()], "joblib")
-    if path.is_file():
-        heads = joblib.load(path)
-    else:
+    heads = read_cached_model(path)
+    if heads is None:
         (X_train, y_train), (X_test, y_test) = _bundled_splits()
         heads = train_heads(checkpoint, X_train, y_train, X_test, y_test)
-        _write_atomically(path, lambda tmp: joblib.dump(heads, tmp))
+        write_atomically(path, lambda tmp: joblib.dump(heads, tmp))
     return EncoderHeadsModel(name, checkpoint, heads)
 
 
@@ -270,6 +261,7 @@ def calibrate(model: LabelMappedModel, X_train, y_train, X_test, y_test) -> Labe
 def load_toxic_bert(model: str | None = None) -> LabelMappedModel:
     """unitary/toxic-bert (or `model`, else $MODERATION_TOXIC_BERT_MODEL) with thresholds tuned on our data."""
     from .embedding import load_checkpoint
+    from .registry import write_atomically
 
     model_id = resolve_model_id(model, TOXIC_BERT_ENV, DEFAULT_TOXIC_BERT)
     checkpoint = load_checkpoint("toxicity classifier", model_id, TOXIC_BERT_ENV, classifier=True)
@@ -289,7 +281,7 @@ def load_toxic_bert(model: str | None = None) -> LabelMappedModel:
     (X_train, y_train), (X_test, y_test) = _bundled_splits()
     calibrate(mapped, X_train, y_train, X_test, y_test)
     payload = json.dumps({"thresholds": mapped.thresholds, "record": mapped.record}, indent=1, sort_keys=True)
-    _write_atomically(path, lambda tmp: tmp.write_text(payload, encoding="utf-8"))
+    write_atomically(path, lambda tmp: tmp.write_text(payload, encoding="utf-8"))
     return mapped
 
 
