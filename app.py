@@ -9,11 +9,15 @@ the network at import time: models load on first use, once per process.
 
 Model ids come from the server's environment (MODERATION_IMAGE_MODEL, MODERATION_NSFW_MODEL,
 MODERATION_GENERATION_MODEL), never from the page, so visitors cannot make the server fetch or read anything.
+MODERATION_BLOCKLIST_EDITING=0 turns off adding and removing known images (do so on a public Space).
 """
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import inspect
+import logging
 import os
 from pathlib import Path
 
@@ -23,7 +27,7 @@ import moderation
 from moderation import app_support as support
 from moderation import metrics
 from moderation.datasets import BUNDLED
-from moderation.image import censored_preview
+from moderation.image import BlocklistError, censored_preview
 from moderation.taxonomy import IMAGE_CATEGORIES, TEXT_CATEGORIES
 from moderation.text import available_models
 
@@ -32,6 +36,12 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 SPAN_COLOURS = dict(zip(TEXT_CATEGORIES, ["#D55E00", "#CC79A7", "#E69F00", "#0072B2", "#F0E442", "#56B4E9", "#009E73"]))
 #: Uploads are bounded for a public demo (the image decoder has its own, tighter pixel and byte limits).
 LAUNCH_OPTIONS = {"max_file_size": "20mb"}
+#: Gradio deletes uploads and outputs older than an hour, every hour (and all of them when the server stops).
+DELETE_CACHE = (3600, 3600)
+#: Set to 0 to turn off adding and removing known images: on a public Space, strangers should not edit the list.
+BLOCKLIST_EDITING_ENV = "MODERATION_BLOCKLIST_EDITING"
+
+logger = logging.getLogger(__name__)
 
 
 def _example_texts() -> list[str]:
@@ -39,8 +49,22 @@ def _example_texts() -> list[str]:
     return support.read_text_table(path)["text"].tolist() if path.is_file() else []
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    """An on/off environment setting: 1/true/yes/on is on, any other value off, unset or empty the default."""
+    value = os.environ.get(name, "").strip().lower()
+    return value in ("1", "true", "yes", "on") if value else default
+
+
 def _user_error(exc: Exception) -> gr.Error:
-    """Bad input becomes a message in the page, never a traceback."""
+    """Bad input becomes a message in the page, never a traceback.
+
+    A broken blocklist file is the server's fault, not the visitor's: its message names a server path, so that
+    goes to the server log and the page gets a path-free sentence.
+    """
+    if isinstance(exc, BlocklistError):
+        logger.error("Image blocklist unusable", exc_info=exc)
+        return gr.Error("The server's known-image blocklist is damaged, so images cannot be checked against it. "
+                        "The details are in the server log.", print_exception=False)
     return gr.Error(str(exc), print_exception=False)
 
 
@@ -53,7 +77,8 @@ def moderate_text(text, model="default", custom_thresholds=False, blocklist="", 
     progress(0, desc=f"Running {model} (a model loads on first use, once)")
     try:
         verdict = moderation.moderate_text(
-            text or "", model=model, blocklist=support.parse_terms(blocklist), allowlist=support.parse_terms(allowlist),
+            support.clean_text(text), model=model, blocklist=support.parse_terms(blocklist),
+            allowlist=support.parse_terms(allowlist),
             thresholds=dict(zip(TEXT_CATEGORIES, thresholds)) if custom_thresholds else None,
         )
     except (ValueError, TypeError) as exc:
@@ -92,20 +117,41 @@ def moderate_batch(path, column=None, model="default", progress=gr.Progress()):
         raise gr.Error("Upload a CSV or TXT file first.", print_exception=False)
     try:
         frame = support.read_text_table(path)
-        column = column or support.guess_text_column(frame)
+        column = support.clean_text(column) or support.guess_text_column(frame)
         scored = support.moderate_table(
             frame, column, model, on_progress=lambda done, total: progress(done / total, desc=f"{done}/{total} rows"))
     except (ValueError, TypeError) as exc:
         raise _user_error(exc) from None
-    return (scored.head(1000), support.write_csv(scored, f"moderated-{Path(path).stem}"),
-            support.batch_summary(scored, column))
+    # Written into Gradio's cache folder, so DELETE_CACHE removes it with the uploads.
+    download = support.write_csv(scored, f"moderated-{Path(path).stem}", folder=gr.utils.get_upload_folder())
+    return scored.head(1000), download, support.batch_summary(scored, column)
 
 
 # --- Image -------------------------------------------------------------------------------------------------------
 
 
+def _image_input(payload: dict | None) -> str | bytes | None:
+    """The image an event received unprocessed: an upload's path, or the bytes of a base64 data URL.
+
+    The image events skip gr.Image's preprocessing (preprocess=False), which opens every upload with PIL, any
+    format it knows, so a file that is not an image (a .txt renamed .png, random bytes) failed inside Gradio with
+    its generic error. Undecoded, it reaches `moderation`'s decoder (format allow-list, size limits), which
+    refuses it with a clear message. Gradio has already checked that the path is one of its uploads.
+    """
+    if not payload:
+        return None
+    url = payload.get("url") or ""
+    if not url.startswith("data:"):
+        return payload.get("path")
+    try:
+        return base64.b64decode(url.partition(",")[2], validate=True)
+    except binascii.Error:
+        raise gr.Error("The image's data URL is not valid base64.", print_exception=False) from None
+
+
 def moderate_image(image, progress=gr.Progress()):
     """Verdict, category scores, top classifier labels, censored preview (when flagged), notes and raw JSON."""
+    image = _image_input(image)
     if image is None:
         raise gr.Error("Upload an image or take one with the webcam first.", print_exception=False)
     progress(0, desc="Classifying (the image model loads on first use, once)")
@@ -120,16 +166,26 @@ def moderate_image(image, progress=gr.Progress()):
     return headline, verdict.scores, dict(verdict.labels), preview, notes, verdict.to_dict()
 
 
+def _check_blocklist_editing() -> None:
+    if not _env_flag(BLOCKLIST_EDITING_ENV, True):
+        raise gr.Error(f"Editing the known-image blocklist is turned off on this server ({BLOCKLIST_EDITING_ENV}=0).",
+                       print_exception=False)
+
+
 def add_to_blocklist(image, note=""):
+    _check_blocklist_editing()
+    image = _image_input(image)
     if image is None:
         raise gr.Error("Upload the image to add first.", print_exception=False)
     try:
-        return support.add_image_to_blocklist(image, note or "")
+        return support.add_image_to_blocklist(image, support.clean_text(note))
     except ValueError as exc:
         raise _user_error(exc) from None
 
 
 def remove_from_blocklist(image):
+    _check_blocklist_editing()
+    image = _image_input(image)
     if image is None:
         raise gr.Error("Upload the image to remove first.", print_exception=False)
     try:
@@ -149,7 +205,8 @@ def generate(prompt, max_new_tokens=60, temperature=0.8, top_p=0.95, seed=-1, po
     yield [], "", "Working… (the generation model loads on first use, once)", 0, None
     try:
         stream = moderation.stream_moderated(
-            prompt or "", max_new_tokens=int(max_new_tokens), temperature=float(temperature), top_p=float(top_p),
+            support.clean_text(prompt), max_new_tokens=int(max_new_tokens), temperature=float(temperature),
+            top_p=float(top_p),
             seed=None if seed is None or seed < 0 else int(seed), policy=policy,
             blocklist=support.parse_terms(blocklist),
         )
@@ -204,18 +261,23 @@ def show_view(report, view):
 # --- Layout ------------------------------------------------------------------------------------------------------
 
 
+def _textbox(label: str, **options) -> gr.Textbox:
+    """A free-text field that stops at the server's limit (API callers meet `support.clean_text` instead)."""
+    return gr.Textbox("", label=label, max_length=support.MAX_TEXT_CHARS, **options)
+
+
 def _text_tab():
     models = available_models()
     with gr.Row():
         with gr.Column(scale=3):
-            text = gr.Textbox(label="Text to moderate", lines=4, placeholder="Type or paste a message…")
+            text = _textbox("Text to moderate", lines=4, placeholder="Type or paste a message…")
             model = gr.Dropdown(models, value=models[0], label="Model")
             with gr.Accordion("Thresholds and custom word lists", open=False):
                 custom = gr.Checkbox(False, label="Use these thresholds instead of the model's tuned ones")
                 tuned = support.tuned_thresholds(models[0])
                 sliders = [gr.Slider(0, 1, value=tuned[c], step=0.01, label=c) for c in TEXT_CATEGORIES]
-                blocklist = gr.Textbox("", label="Blocklist: always flag these terms (comma or newline separated)")
-                allowlist = gr.Textbox("", label="Allowlist: never count these terms (e.g. a local place name)")
+                blocklist = _textbox("Blocklist: always flag these terms (comma or newline separated)")
+                allowlist = _textbox("Allowlist: never count these terms (e.g. a local place name)")
             button = gr.Button("Moderate", variant="primary")
         with gr.Column(scale=4):
             verdict = gr.Markdown(elem_id="text-verdict")
@@ -257,7 +319,7 @@ def _image_tab():
                              elem_id="image-input")
             button = gr.Button("Moderate image", variant="primary")
             with gr.Accordion("Known-image blocklist", open=False):
-                note = gr.Textbox("", label="Note (why this image is blocked)")
+                note = _textbox("Note (why this image is blocked)")
                 with gr.Row():
                     add = gr.Button("Add this image")
                     remove = gr.Button("Remove this image")
@@ -270,11 +332,13 @@ def _image_tab():
             notes = gr.Markdown()
             with gr.Accordion("Raw JSON", open=False):
                 raw = gr.JSON()
+    # preprocess=False: the handlers take the upload undecoded (see _image_input).
     button.click(moderate_image, image, [verdict, scores, labels, preview, notes, raw], api_name="moderate_image",
-                 concurrency_limit=2)
-    add.click(add_to_blocklist, [image, note], blocklist_status, api_name="image_blocklist_add", concurrency_limit=1)
+                 concurrency_limit=2, preprocess=False)
+    add.click(add_to_blocklist, [image, note], blocklist_status, api_name="image_blocklist_add", concurrency_limit=1,
+              preprocess=False)
     remove.click(remove_from_blocklist, image, blocklist_status, api_name="image_blocklist_remove",
-                 concurrency_limit=1)
+                 concurrency_limit=1, preprocess=False)
     images = sorted(str(p) for p in (EXAMPLES / "images").glob("*.jpg"))
     if images:
         gr.Examples(images, inputs=[image], label="Examples (from examples/images/, see CREDITS.md)")
@@ -283,7 +347,7 @@ def _image_tab():
 def _generation_tab():
     with gr.Row():
         with gr.Column():
-            prompt = gr.Textbox(label="Prompt", lines=3, placeholder="Once upon a time…")
+            prompt = _textbox("Prompt", lines=3, placeholder="Once upon a time…")
             with gr.Row():
                 max_new_tokens = gr.Slider(1, 200, value=60, step=1, label="Max new tokens")
                 temperature = gr.Slider(0.05, 2.0, value=0.8, step=0.05, label="Temperature")
@@ -291,7 +355,7 @@ def _generation_tab():
                 top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.01, label="Top-p")
                 seed = gr.Number(-1, label="Seed (-1: random)", precision=0, minimum=-1)
             policy = gr.Radio(["refuse", "warn"], value="refuse", label="When the prompt is flagged")
-            blocklist = gr.Textbox("", label="Extra words to suppress (comma or newline separated)")
+            blocklist = _textbox("Extra words to suppress (comma or newline separated)")
             button = gr.Button("Generate", variant="primary")
         with gr.Column():
             output_verdict = gr.Markdown(elem_id="generation-verdict")
@@ -339,7 +403,7 @@ def _metrics_tab():
 
 
 def build_demo() -> gr.Blocks:
-    with gr.Blocks(title="Moderation lab") as demo:
+    with gr.Blocks(title="Moderation lab", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# Moderation lab\nText, image and generated-text moderation with one taxonomy, and the "
                     "numbers behind it. Runs on CPU; models load on first use.")
         with gr.Tab("Text"):
@@ -358,7 +422,7 @@ demo = build_demo()
 
 
 def share_requested(flag: bool) -> bool:
-    return flag or os.environ.get("MODERATION_SHARE", "").strip().lower() in ("1", "true", "yes")
+    return flag or _env_flag("MODERATION_SHARE", False)
 
 
 def main(argv=None) -> None:

@@ -18,6 +18,9 @@ from PIL import Image
 
 from .taxonomy import IMAGE_CATEGORY_DESCRIPTIONS, TEXT_CATEGORIES, TEXT_CATEGORY_DESCRIPTIONS, resolve_thresholds
 
+#: Longest text taken from one form field or API argument; the page's text boxes stop at the same length, but API
+#: callers are not bound by the page.
+MAX_TEXT_CHARS = 100_000
 #: Most rows the batch tab moderates in one upload (about a minute of work on two CPU cores).
 MAX_BATCH_ROWS = 100_000
 #: Rows scored per step of a batch: large enough to be fast, small enough for a lively progress bar.
@@ -26,9 +29,24 @@ BATCH_CHUNK = 500
 TEXT_COLUMN_NAMES = ("text", "comment", "message", "content", "body", "tweet")
 
 
+def clean_text(text: str | None, *, limit: int = MAX_TEXT_CHARS) -> str:
+    """A form field's or API argument's text made safe to process and to send back (None is empty).
+
+    JSON carries lone surrogates ("\\ud800") that UTF-8 cannot encode, so a verdict echoing one could not be sent
+    back; they become U+FFFD. Text over `limit` characters raises ValueError, so an API caller cannot make the
+    server work through megabytes the page would never send.
+    """
+    text = "" if text is None else str(text)
+    if len(text) > limit:
+        raise ValueError(f"The text is {len(text):,} characters long; the limit here is {limit:,}. For longer "
+                         f"texts use the package or `python -m moderation text --file`.")
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def parse_terms(text: str | None) -> list[str] | None:
-    """Terms typed one per line or separated by commas; None when there are none (the API's "no list")."""
-    terms = [term.strip() for term in re.split(r"[,\n]", text or "") if term.strip()]
+    """Terms typed one per line or separated by commas, after `clean_text`; None when there are none (the API's
+    "no list")."""
+    terms = [term.strip() for term in re.split(r"[,\n]", clean_text(text)) if term.strip()]
     return terms or None
 
 
@@ -138,9 +156,12 @@ def batch_summary(scored: pd.DataFrame, column: str) -> str:
             + (f", {skipped} without text (not scored)." if skipped else "."))
 
 
-def write_csv(frame: pd.DataFrame, stem: str) -> str:
-    """Write `frame` to a new temporary folder as `<stem>.csv` and return the path (for a download button)."""
-    path = Path(tempfile.mkdtemp(prefix="moderation-")) / f"{stem}.csv"
+def write_csv(frame: pd.DataFrame, stem: str, folder: str | Path | None = None) -> str:
+    """Write `frame` to a new temporary folder (inside `folder` when given) as `<stem>.csv`; return the path.
+
+    A web app passes its own cache folder, so its scheduled clean-up deletes the file too.
+    """
+    path = Path(tempfile.mkdtemp(prefix="moderation-", dir=folder)) / f"{stem}.csv"
     frame.to_csv(path, index=False)
     return str(path)
 

@@ -3,6 +3,7 @@ demo (image and generation on the tiny checkpoints), and `python app.py` itself 
 from __future__ import annotations
 
 import ast
+import base64
 import importlib.util
 import json
 import os
@@ -43,6 +44,17 @@ def test_parse_terms_and_verdict_line():
     assert support.parse_terms("  ") is None
     assert support.verdict_markdown(False, []) == "### Text allowed"
     assert "**spam** (scams" in support.verdict_markdown(True, ["spam"])
+
+
+def test_clean_text_replaces_lone_surrogates_and_refuses_overlong_text():
+    assert support.clean_text("abc\ud800def\udfff") == "abc\ufffddef\ufffd"
+    assert support.clean_text("\ud83d\ude00 😀") == "😀 😀"  # a surrogate pair is one character, kept
+    assert support.clean_text(None) == ""
+    assert support.parse_terms("pine\udc00apple, ok") == ["pine\ufffdapple", "ok"]
+    longest = "a" * support.MAX_TEXT_CHARS
+    assert support.clean_text(longest) == longest
+    with pytest.raises(ValueError, match=f"{support.MAX_TEXT_CHARS + 1:,} characters long; the limit here is"):
+        support.clean_text(longest + "\ud800")
 
 
 def test_tuned_thresholds_cover_every_category_without_loading_a_model():
@@ -122,6 +134,7 @@ def served_app(tiny_models, tmp_path_factory):
         patch.setenv("MODERATION_GENERATION_MODEL", str(tiny_models["gpt2"]))
         patch.delenv("MODERATION_NSFW_MODEL", raising=False)
         patch.setenv("MODERATION_IMAGE_BLOCKLIST", str(tmp_path_factory.mktemp("app") / "blocklist.json"))
+        patch.delenv("MODERATION_BLOCKLIST_EDITING", raising=False)
         patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
         app = load_app()
         app.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
@@ -180,6 +193,35 @@ def test_moderate_text_thresholds_and_word_lists(client):
     assert raw["thresholds"] != strict  # unchecked box: the model's tuned thresholds again
 
 
+def call_http_api(app, api_name: str, **arguments):
+    """One call of Gradio's plain HTTP API (POST the arguments, read the event stream); (event, data).
+
+    gradio_client cannot send a lone surrogate (it encodes requests as UTF-8), but JSON's "\\ud800" escape can.
+    """
+    url = f"{app.demo.local_url}gradio_api/call/v2/{api_name}"
+    request = urllib.request.Request(url, data=json.dumps(arguments).encode("ascii"),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        event_id = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{url}/{event_id}", timeout=300) as response:
+        lines = response.read().decode("utf-8").splitlines()
+    event = [line.removeprefix("event: ") for line in lines if line.startswith("event: ")][-1]
+    return event, json.loads([line.removeprefix("data: ") for line in lines if line.startswith("data: ")][-1])
+
+
+def test_lone_surrogates_sent_through_the_http_api_get_a_verdict(served_app):
+    # The verdict echoed the surrogate, and Gradio could not encode the JSON output: the call failed.
+    event, outputs = call_http_api(served_app, "moderate_text", text="you idiot \ud800", blocklist="pine\udfffapple")
+    assert event == "complete"
+    raw = outputs[3]
+    assert raw["text"] == "you idiot \ufffd" and raw["flagged"] and "harassment" in raw["categories"]
+
+
+def test_an_overlong_text_is_refused_with_a_clear_message(client):
+    with pytest.raises(Exception, match=f"the limit here is {support.MAX_TEXT_CHARS:,}"):
+        client.predict("a" * (support.MAX_TEXT_CHARS + 1), api_name="/moderate_text")
+
+
 def test_moderate_batch_returns_every_row_and_a_csv(client, tmp_path):
     from gradio_client import handle_file
 
@@ -201,6 +243,33 @@ def test_moderate_batch_names_a_missing_column(client, tmp_path):
     path.write_text("id,message\n1,hello\n", encoding="utf-8")
     with pytest.raises(Exception, match="No column 'body'"):
         client.predict(handle_file(path), column="body", api_name="/moderate_batch")
+
+
+def test_the_scored_csv_is_deleted_with_gradios_cache(client, served_app, tmp_path):
+    import gradio as gr
+    from gradio.route_utils import delete_files_created_by_app
+    from gradio_client import handle_file
+
+    path = tmp_path / "cleanup-check.csv"
+    path.write_text("text\nhello\n", encoding="utf-8")
+    client.predict(handle_file(path), api_name="/moderate_batch")
+    written = [Path(file) for files in served_app.demo.temp_file_sets for file in files
+               if Path(file).name == "moderated-cleanup-check.csv"]
+    assert written and all(file.is_relative_to(gr.utils.get_upload_folder()) for file in written)
+    assert served_app.demo.delete_cache == (3600, 3600)
+    delete_files_created_by_app(served_app.demo, age=0)  # what delete_cache runs every hour, for files over an hour
+    assert not any(file.exists() for file in written)
+
+
+def test_uploads_over_20_mb_are_refused_by_the_server(served_app):
+    import httpx
+
+    url = served_app.demo.local_url + "gradio_api/upload"
+    limit = 20 * 1024 * 1024
+    assert httpx.post(url, files={"files": ("ok.csv", b"text\nhello\n")}, timeout=60).status_code == 200
+    # gradio_client refuses such a file before sending it; a hand-written request meets the server's limit.
+    refused = httpx.post(url, files={"files": ("big.csv", b"a" * (limit + 1))}, timeout=60)
+    assert refused.status_code == 413 and "maximum allowed size" in refused.text
 
 
 def test_evaluate_with_only_the_dataset(client):
@@ -249,6 +318,64 @@ def test_image_blocklist_round_trip(client):
     assert "Removed" in client.predict(handle_file(EXAMPLE_IMAGE), api_name="/image_blocklist_remove")
     *_, raw = client.predict(handle_file(EXAMPLE_IMAGE), api_name="/moderate_image")
     assert raw["matched_blocklist"] is None
+
+
+@pytest.mark.parametrize("content", [b"just some text, renamed", bytes(range(256)) * 8], ids=["text", "bytes"])
+@pytest.mark.parametrize("api_name", ["/moderate_image", "/image_blocklist_add"])
+def test_a_file_that_is_not_an_image_gets_a_clear_message(client, tmp_path, content, api_name):
+    from gradio_client import handle_file
+
+    path = tmp_path / "not-an-image.png"
+    path.write_bytes(content)
+    with pytest.raises(Exception, match="Not a supported image: the data is not a JPEG, PNG"):
+        client.predict(handle_file(path), api_name=api_name)
+
+
+def test_images_sent_as_data_urls_reach_the_same_decoder(served_app):
+    def data_url(payload: str) -> dict:
+        return {"url": "data:image/png;base64," + payload, "meta": {"_type": "gradio.FileData"}}
+
+    event, outputs = call_http_api(served_app, "moderate_image",
+                                   image=data_url(base64.b64encode(EXAMPLE_IMAGE.read_bytes()).decode()))
+    assert event == "complete" and outputs[0].startswith("### Image")
+    event, error = call_http_api(served_app, "moderate_image", image=data_url(base64.b64encode(b"text").decode()))
+    assert event == "error" and error["error"].startswith("Not a supported image")
+    event, error = call_http_api(served_app, "moderate_image", image=data_url("not base64!"))
+    assert event == "error" and error["error"] == "The image's data URL is not valid base64."
+
+
+def test_a_corrupt_blocklist_is_reported_without_its_server_path(client, monkeypatch, tmp_path, caplog):
+    from gradio_client import handle_file
+
+    corrupt = tmp_path / "server-only-folder" / "blocklist.json"
+    corrupt.parent.mkdir()
+    corrupt.write_text('{"version": 1, "entr', encoding="utf-8")
+    monkeypatch.setenv("MODERATION_IMAGE_BLOCKLIST", str(corrupt))
+    for api_name in ("/moderate_image", "/image_blocklist_add", "/image_blocklist_remove"):
+        with pytest.raises(Exception) as raised:
+            client.predict(handle_file(EXAMPLE_IMAGE), api_name=api_name)
+        assert "known-image blocklist is damaged" in str(raised.value)
+        assert "server-only-folder" not in str(raised.value) and str(tmp_path) not in str(raised.value)
+    assert str(corrupt) in caplog.text  # the operator still learns which file is broken
+    assert corrupt.read_text(encoding="utf-8") == '{"version": 1, "entr'  # never emptied
+
+
+@pytest.mark.parametrize("setting", ["0", "false", "off"])
+def test_blocklist_editing_can_be_turned_off(client, monkeypatch, setting):
+    from gradio_client import handle_file
+
+    from moderation.image import list_blocklist
+
+    monkeypatch.setenv("MODERATION_BLOCKLIST_EDITING", setting)
+    for api_name in ("/image_blocklist_add", "/image_blocklist_remove"):
+        with pytest.raises(Exception, match="Editing the known-image blocklist is turned off"):
+            client.predict(handle_file(EXAMPLE_IMAGE), api_name=api_name)
+    assert list_blocklist() == []
+    *_, raw = client.predict(handle_file(EXAMPLE_IMAGE), api_name="/moderate_image")
+    assert raw["matched_blocklist"] is None  # checking against the list still works
+    monkeypatch.setenv("MODERATION_BLOCKLIST_EDITING", "1")
+    assert "Added" in client.predict(handle_file(EXAMPLE_IMAGE), api_name="/image_blocklist_add")
+    assert "Removed" in client.predict(handle_file(EXAMPLE_IMAGE), api_name="/image_blocklist_remove")
 
 
 def test_unloadable_models_are_explained_in_their_tabs(client, monkeypatch, tmp_path):
