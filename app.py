@@ -55,6 +55,10 @@ def _env_flag(name: str, default: bool) -> bool:
     return value in ("1", "true", "yes", "on") if value else default
 
 
+#: What a handler turns into a message in the page: bad input, and a text model that cannot be loaded here.
+_USER_ERRORS = (ValueError, TypeError, moderation.ModelUnavailableError)
+
+
 def _user_error(exc: Exception) -> gr.Error:
     """Bad input becomes a message in the page, never a traceback.
 
@@ -81,7 +85,7 @@ def moderate_text(text, model="default", custom_thresholds=False, blocklist="", 
             allowlist=support.parse_terms(allowlist),
             thresholds=dict(zip(TEXT_CATEGORIES, thresholds)) if custom_thresholds else None,
         )
-    except (ValueError, TypeError) as exc:
+    except _USER_ERRORS as exc:
         raise _user_error(exc) from None
     status = f"Model `{verdict.model}`" + (" (long text: the model read its beginning)" if verdict.truncated else "")
     return (support.verdict_markdown(verdict.flagged, verdict.categories), verdict.scores,
@@ -120,7 +124,7 @@ def moderate_batch(path, column=None, model="default", progress=gr.Progress()):
         column = support.clean_text(column) or support.guess_text_column(frame)
         scored = support.moderate_table(
             frame, column, model, on_progress=lambda done, total: progress(done / total, desc=f"{done}/{total} rows"))
-    except (ValueError, TypeError) as exc:
+    except _USER_ERRORS as exc:
         raise _user_error(exc) from None
     # Written into Gradio's cache folder, so DELETE_CACHE removes it with the uploads.
     download = support.write_csv(scored, f"moderated-{Path(path).stem}", folder=gr.utils.get_upload_folder())
@@ -235,7 +239,7 @@ def evaluate(dataset="texts", model="default", view=metrics.FLAGGED_VIEW, progre
     progress(0, desc=f"Evaluating {model} on {dataset} (first time only; a model loads on first use)")
     try:
         report = metrics.evaluate_bundled(dataset, model)
-    except ValueError as exc:
+    except _USER_ERRORS as exc:
         raise _user_error(exc) from None
     return _report_outputs(report, view, model)
 
@@ -247,7 +251,7 @@ def evaluate_csv(path, model="default", view=metrics.FLAGGED_VIEW, progress=gr.P
     progress(0, desc=f"Evaluating {model} on {Path(path).name}")
     try:
         report = metrics.evaluate_labelled_csv(path, model, name=Path(path).name)
-    except ValueError as exc:
+    except _USER_ERRORS as exc:
         raise _user_error(exc) from None
     return _report_outputs(report, view, model)
 

@@ -326,9 +326,19 @@ def _evaluate_labelled(data: LabelledTexts, model: str, name: str) -> Evaluation
 # --- GridSearchCV record ------------------------------------------------------------------------------------------
 
 
+def training_record(model: str = "default") -> dict:
+    """What training recorded for `model`: the model card for the classical models; the model's own record for the
+    transformer family, whose heads are trained (and their grid searched) on first use."""
+    name = resolve_model_name(model)
+    record = classical.read_model_card().get("models", {}).get(name)
+    if record is None and name not in classical.SPECS:
+        record = get_text_model(name).record
+    return record or {}
+
+
 def grid_search_table(model: str = "default") -> pd.DataFrame:
     """Every parameter combination GridSearchCV tried for `model` (from the model card), best first."""
-    record = classical.read_model_card().get("models", {}).get(resolve_model_name(model), {})
+    record = training_record(model)
     rows = [{**result["params"], **{k: v for k, v in result.items() if k != "params"}}
             for result in record.get("cv_results", [])]
     if not rows:
@@ -342,8 +352,11 @@ def grid_search_table(model: str = "default") -> pd.DataFrame:
 def grid_search_summary(model: str = "default") -> str:
     """Best parameters and scores of `model`'s grid search, in plain words (Markdown)."""
     name = resolve_model_name(model)
-    record = classical.read_model_card().get("models", {}).get(name)
-    if not record or not record.get("cv_results"):
+    record = training_record(model)
+    if not record.get("cv_results"):
+        if name not in classical.SPECS:
+            return (f"**{record.get('title', name)}** has no grid search: it is a published classifier whose "
+                    f"thresholds were tuned on our training split.")
         return (f"No GridSearchCV record for **{name}** in the model card yet: run "
                 f"`python -m moderation train {name}` to search its grid and record the results.")
     best = ", ".join(f"`{k.split('__')[-1]}={v}`" for k, v in record["best_params"].items())

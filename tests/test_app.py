@@ -391,6 +391,18 @@ def test_unloadable_models_are_explained_in_their_tabs(client, monkeypatch, tmp_
     assert client.predict("have a lovely day", api_name="/moderate_text")[3]["flagged"] is False  # other tabs work
 
 
+def test_an_unloadable_text_model_is_a_message_in_the_text_and_metrics_tabs(client, monkeypatch, tmp_path):
+    from gradio_client.exceptions import AppError
+
+    missing = str(tmp_path / "no-such-bert")
+    monkeypatch.setenv("MODERATION_BERT_MODEL", missing)
+    with pytest.raises(AppError, match="MODERATION_BERT_MODEL"):
+        client.predict("have a lovely day", model="bert-base-uncased", api_name="/moderate_text")
+    with pytest.raises(AppError, match="MODERATION_BERT_MODEL"):
+        client.predict("texts", "bert-base-uncased", api_name="/evaluate")
+    assert client.predict("have a lovely day", api_name="/moderate_text")[3]["flagged"] is False
+
+
 def test_generate_streams_growing_guarded_text(client):
     job = client.submit("The weather was great so we", max_new_tokens=30, seed=3, api_name="/generate")
     parts = list(job)

@@ -236,3 +236,10 @@ def test_importing_the_text_package_does_not_load_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
 
+
+
+def test_the_metrics_tab_reads_the_transformer_s_own_grid_search(registered):
+    from moderation import metrics
+
+    assert "GridSearchCV tried 3 parameter combination(s)" in metrics.grid_search_summary(registered)
+    assert len(metrics.grid_search_table(registered)) == 3
