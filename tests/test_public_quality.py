@@ -16,16 +16,16 @@ def test_davidson_flagged_vs_neither(public_data):
     sample = fetch_davidson().sample(3000, random_state=7)
     verdicts = moderate_text(sample["text"].tolist(), explain_spans=False)
     result = evaluate_flagging([v.flagged for v in verdicts], sample["flagged"].to_numpy())
-    assert result["macro_f1"] >= 0.78, result
+    assert result["macro_f1"] >= 0.80, result  # the floor (0.840 on the full set, 0.827 on this sample)
 
 
 def test_sms_spam(public_data):
     sample = fetch_sms_spam().sample(2000, random_state=7)
     verdicts = moderate_text(sample["text"].tolist(), explain_spans=False)
     result = evaluate_flagging(["spam" in v.categories for v in verdicts], sample["spam"].to_numpy())
-    # Regression guard only: the floor of 0.80 on the full set is NOT met yet (0.74-0.77 measured; UCI ham
-    # in texting style is flagged as spam ~8% of the time). README "Limits" says so.
-    assert result["f1"] >= 0.70, result
+    # Regression guard only: the floor of 0.80 on the full set is NOT met yet (0.789 measured, 0.794 on this
+    # sample; 6.8% of legitimate texts are flagged as spam). README "Limits" says so.
+    assert result["f1"] >= 0.76, result
 
 
 def test_toxic_spans_character_f1(public_data):
