@@ -434,6 +434,7 @@ def main(argv=None) -> None:
     parser.add_argument("--share", action="store_true",
                         help="also ask Gradio for a public share link (or set MODERATION_SHARE=1)")
     share = share_requested(parser.parse_args(argv).share)
+    support.limit_malloc_arenas()  # before the server's threads start allocating
     # Server name and port are left to Gradio, which reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT.
     demo.launch(share=share, prevent_thread_lock=True, **LAUNCH_OPTIONS)
     if share and not demo.share_url:

@@ -46,6 +46,15 @@ def test_parse_terms_and_verdict_line():
     assert "**spam** (scams" in support.verdict_markdown(True, ["spam"])
 
 
+def test_the_server_caps_malloc_arenas_unless_the_environment_chooses(monkeypatch):
+    import platform
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert support.limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert support.limit_malloc_arenas() is False
+
+
 def test_clean_text_replaces_lone_surrogates_and_refuses_overlong_text():
     assert support.clean_text("abc\ud800def\udfff") == "abc\ufffddef\ufffd"
     assert support.clean_text("\ud83d\ude00 😀") == "😀 😀"  # a surrogate pair is one character, kept
