@@ -85,6 +85,17 @@ def test_hostile_characters_are_read_through_and_spans_point_at_what_was_written
     json.dumps(verdict.to_dict())  # serialisable, lone surrogates included
 
 
+@pytest.mark.parametrize("text", [
+    "see you at the park at 6" + "\u200b" * 15,       # invisible characters after a clean text
+    "\ufeff\u200b\u200bthanks for dinner!\u2060\u2060",  # ... around it
+    "great \u200b\u200b\u200b game \u200b\u200b tonight",   # ... between its words
+])
+def test_invisible_characters_outside_words_do_not_make_a_clean_text_harmful(text):
+    # They hide nothing; counted as obfuscation, "hello" + 15 zero-width spaces scored spam 1.0, harassment 0.96.
+    verdict = moderate_text(text)
+    assert not verdict.flagged, verdict.scores
+
+
 # --- text: size ----------------------------------------------------------------------------------------------------
 
 
@@ -98,6 +109,17 @@ def test_a_megabyte_is_scored_on_its_start_and_its_spans_cover_all_of_it():
     spans = spans_by_label(verdict)
     assert spans["profanity"] == ["f.u.c.k.i.n.g"] and spans["harassment"] == ["idiot"]
     assert all(span.start > MAX_MODEL_CHARS for span in verdict.spans)  # the lexicon read to the very end
+
+
+@pytest.mark.parametrize("sentence", [
+    "I had a lovely day at the park with my family and we ate ice cream by the lake. ",
+    "Thanks again for the recipe, the soup came out great and the kids asked for seconds! ",
+])
+def test_a_long_friendly_letter_is_as_clean_as_its_sentences(sentence):
+    # Length statistics are clipped to the range seen in training: unclipped, 300 friendly sentences scored 1.0
+    # for violence and spam because the letter was thirty times longer than any training text.
+    letter = moderate_text(sentence * 300, explain_spans=False)
+    assert not letter.flagged, letter.scores
 
 
 def test_truncation_starts_just_past_the_model_limit():

@@ -5,6 +5,7 @@ import pytest
 
 import moderation
 from moderation import TEXT_CATEGORIES, moderate_text
+from moderation.datasets import load_texts
 
 
 def test_public_names_and_taxonomy():
@@ -32,6 +33,23 @@ def test_verdict_shape_for_a_single_text():
 ])
 def test_clean_and_hard_negative_texts_are_allowed(text):
     assert not moderate_text(text).flagged, moderate_text(text).scores
+
+
+# Short replies are where a model trained on longer texts guesses: "see you", "bless you" and "you" alone read as
+# harassment (0.89, 0.98, 1.0) before the short-replies part of the data, and "i'll hurt you" slipped past the
+# lexicon's "i will hurt you" (violence 0.23). None of these texts is in the bundled data.
+SHORT_CLEAN = ["see you then", "love you too", "thanks, you too", "you coming to the match?", "after you, please",
+               "told you it would work", "you guys are amazing", "you up for pizza?", "hurry up, film starts at 8"]
+SHORT_HARMFUL = [("you're such a loser", "harassment"), ("shut up idiot", "harassment"), ("f off", "profanity"),
+                 ("i'll hurt you", "violence")]
+
+
+def test_short_replies_are_allowed_and_short_insults_are_not():
+    texts = SHORT_CLEAN + [text for text, _ in SHORT_HARMFUL]
+    assert not set(texts) & set(load_texts()["text"]), "a test phrase is in the training data"
+    verdicts = moderate_text(texts, explain_spans=False)
+    assert [t for t, v in zip(texts, verdicts[:len(SHORT_CLEAN)]) if v.flagged] == []
+    assert [t for (t, c), v in zip(SHORT_HARMFUL, verdicts[len(SHORT_CLEAN):]) if c not in v.categories] == []
 
 
 @pytest.mark.parametrize("text, category, word", [

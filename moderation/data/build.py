@@ -1,16 +1,20 @@
 """Build moderation/data/texts.csv from the hand-written parts in moderation/data/parts/.
 
-Drops exact duplicates (after normalisation), gives every row a stable id, draws a stratified 80/20 split
-(seeded), then moves any test row that is a near-duplicate of a train row (word-trigram Jaccard >= 0.5) into
+Drops exact duplicates (after normalisation), gives every row an id derived from its own text, draws a stratified
+80/20 split, then moves any test row that is a near-duplicate of a train row (word-trigram Jaccard >= 0.5) into
 train, so the test split measures generalisation rather than memory. Prints the figures the datasheet reports.
+
+A row's id and split depend on its text, not on its position: within each (source, primary label) group the rows
+whose seeded digests are lowest form the test share, so adding a part moves only the rows at a group's boundary
+and model scores stay comparable from one data version to the next.
 
     python -m moderation.data.build
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from moderation.datasets import LABEL_COLUMNS, near_duplicate_pairs
@@ -22,6 +26,19 @@ SEED = 20261126
 NEAR_DUPLICATE = 0.5
 
 
+def draw_split(frame: pd.DataFrame) -> pd.DataFrame:
+    """Give every row of `frame` (text, source, labels; no duplicates) its id and its split, from its own text."""
+    frame = frame.reset_index(drop=True)
+    digest = frame["text"].map(lambda text: hashlib.sha256(f"{SEED}:{normalize_text(text)}".encode()).hexdigest())
+    frame["id"] = frame["source"] + "-" + digest.str.slice(0, 10)
+    primary = frame[LABEL_COLUMNS].idxmax(axis=1).where(frame[LABEL_COLUMNS].any(axis=1), "clean")
+    frame["split"] = "train"
+    for _, group in digest.groupby([frame["source"], primary]):
+        n_test = int(round(len(group) * TEST_SHARE))
+        frame.loc[group.sort_values().index[:n_test], "split"] = "test"
+    return frame
+
+
 def main() -> None:
     parts = [pd.read_csv(p, dtype={"text": str, "source": str}, keep_default_na=False) for p in sorted((DATA / "parts").glob("*.csv"))]
     frame = pd.concat(parts, ignore_index=True)
@@ -29,15 +46,7 @@ def main() -> None:
     frame = frame[frame["text"] != ""]
     key = frame["text"].map(normalize_text)
     exact = int(key.duplicated().sum())
-    frame = frame[~key.duplicated()].reset_index(drop=True)
-    frame["id"] = frame.groupby("source").cumcount().map("{:04d}".format).radd(frame["source"] + "-")
-
-    rng = np.random.default_rng(SEED)
-    primary = frame[LABEL_COLUMNS].idxmax(axis=1).where(frame[LABEL_COLUMNS].any(axis=1), "clean")
-    frame["split"] = "train"
-    for _, group in frame.groupby([frame["source"], primary]):
-        n_test = int(round(len(group) * TEST_SHARE))
-        frame.loc[rng.permutation(group.index.to_numpy())[:n_test], "split"] = "test"
+    frame = draw_split(frame[~key.duplicated()])
 
     train, test = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
     pairs = near_duplicate_pairs(test["text"].tolist(), train["text"].tolist(), NEAR_DUPLICATE)

@@ -15,7 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder
 from sklearn.preprocessing import normalize as normalize_rows
 from sklearn.utils.validation import check_is_fitted
 
@@ -65,18 +65,28 @@ def text_statistics(text: str, norm: Normalized) -> list[float]:
         letters_list = [c for c in text if c.isalpha()]
         caps = sum(c.isupper() for c in letters_list) / len(letters_list) if letters_list else 0.0
     digits = len(_DIGIT.findall(text)) / len(text) if text else 0.0
-    # How much the normaliser had to change: a high share means deliberate obfuscation. An ASCII text that came
-    # back only lower-cased was not changed at all (nothing dropped, so every character maps to itself).
-    if text.isascii() and norm.text == text.lower():
-        changed = 0
-    else:
-        changed = sum(1 for a, b in zip(norm.text, (text[i].casefold() for i in norm.origin)) if a != b)
-    obfuscation = (changed + abs(len(text) - len(norm.text))) / max(len(text), 1)
+    obfuscation = obfuscation_ratio(text, norm)
     return [
         float(np.log1p(len(text))), caps, digits,
         float(len(_URL.findall(text))), float(len(_PHONE.findall(text))), float(len(_MONEY.findall(text))),
-        float(len(_REPEATED_PUNCT.findall(text))), min(obfuscation, 1.0), float(np.log1p(len(_WORD.findall(text)))),
+        float(len(_REPEATED_PUNCT.findall(text))), obfuscation, float(np.log1p(len(_WORD.findall(text)))),
     ]
+
+
+def obfuscation_ratio(text: str, norm: Normalized) -> float:
+    """The share of characters the normaliser had to change or remove *inside words*: high for "sh1t", "f.u.c.k",
+    "f\u200buck" or "fuuuuck"; zero for invisible characters around or between words, which hide nothing (a
+    greeting followed by fifteen zero-width spaces read as obfuscated spam, harassment and self-harm)."""
+    if text.isascii() and norm.text == text.lower():  # only lower-cased: nothing changed, nothing dropped
+        return 0.0
+    origin, normalized = norm.origin, norm.text
+    changed = sum(1 for a, i in zip(normalized, origin) if a != text[i].casefold())
+    removed_inside_words = sum(
+        origin[k + 1] - origin[k] - 1
+        for k in range(len(origin) - 1)
+        if origin[k + 1] - origin[k] > 1 and normalized[k].isalnum() and normalized[k + 1].isalnum()
+    )
+    return min((changed + removed_inside_words) / max(len(text), 1), 1.0)
 
 
 def lexicon_features(matches) -> list[float]:
@@ -153,7 +163,8 @@ class WordCachedCharTfidf(TfidfVectorizer):
 
 
 def build_preprocessor(max_word_features: int = 30000, max_char_features: int = 50000) -> ColumnTransformer:
-    """Word and character TF-IDF on the normalised text, scaled numeric statistics and lexicon evidence, one-hot source."""
+    """Word and character TF-IDF on the normalised text, min-max scaled (and clipped) statistics and lexicon evidence,
+    one-hot source."""
     return ColumnTransformer(
         [
             # Content words only: in a short text "you" or "are" would otherwise carry the whole TF-IDF vector and
@@ -162,7 +173,10 @@ def build_preprocessor(max_word_features: int = 30000, max_char_features: int = 
                                       stop_words="english", token_pattern=r"(?u)\b\w[\w'*]*\b"), "text"),
             ("chars", WordCachedCharTfidf(ngram_range=(2, 5), min_df=2, sublinear_tf=True,
                                           max_features=max_char_features), "text"),
-            ("stats", StandardScaler(), STAT_COLUMNS),
+            # Clipped to the range seen in training: a 10,000-character letter or a text of forty "!" must not
+            # score as if it were ten times more of whatever the longest training text was (with StandardScaler
+            # a long friendly letter scored 1.0 for violence and spam).
+            ("stats", MinMaxScaler(clip=True), STAT_COLUMNS),
             ("lexicon", MinMaxScaler(clip=True), LEXICON_COLUMNS),
             ("source", OneHotEncoder(handle_unknown="ignore"), ["source"]),
         ],
