@@ -75,8 +75,8 @@ def text_statistics(text: str, norm: Normalized) -> list[float]:
 
 def obfuscation_ratio(text: str, norm: Normalized) -> float:
     """The share of characters the normaliser had to change or remove *inside words*: high for "sh1t", "f.u.c.k",
-    "f\u200buck" or "fuuuuck"; zero for invisible characters around or between words, which hide nothing (a
-    greeting followed by fifteen zero-width spaces read as obfuscated spam, harassment and self-harm)."""
+    "fuuuuck" or a zero-width space inside "fuck"; zero for invisible characters around or between words, which
+    hide nothing (a greeting followed by fifteen zero-width spaces read as obfuscated spam, harassment, self-harm)."""
     if text.isascii() and norm.text == text.lower():  # only lower-cased: nothing changed, nothing dropped
         return 0.0
     origin, normalized = norm.origin, norm.text
