@@ -19,15 +19,17 @@ import binascii
 import inspect
 import logging
 import os
+import signal
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 import moderation
 from moderation import app_support as support
-from moderation import metrics
+from moderation import metrics, serving
 from moderation.datasets import BUNDLED
-from moderation.image import BlocklistError, censored_preview
+from moderation.image import BlocklistError, censored_preview, remove_stale_writes
 from moderation.taxonomy import IMAGE_CATEGORIES, TEXT_CATEGORIES
 from moderation.text import available_models
 
@@ -35,11 +37,15 @@ EXAMPLES = Path(__file__).resolve().parent / "examples"
 #: One colour per text category for highlighted spans (Okabe-Ito, readable by colour-blind users).
 SPAN_COLOURS = dict(zip(TEXT_CATEGORIES, ["#D55E00", "#CC79A7", "#E69F00", "#0072B2", "#F0E442", "#56B4E9", "#009E73"]))
 #: Uploads are bounded for a public demo (the image decoder has its own, tighter pixel and byte limits).
-LAUNCH_OPTIONS = {"max_file_size": "20mb"}
+MAX_FILE_SIZE = "20mb"
+#: Requests that start work (queue joins, REST calls) per client per minute; 0 turns the limit off.
+RATE_LIMIT_ENV = "MODERATION_RATE_LIMIT"
 #: Gradio deletes uploads and outputs older than an hour, every hour (and all of them when the server stops).
 DELETE_CACHE = (3600, 3600)
-#: Set to 0 to turn off adding and removing known images: on a public Space, strangers should not edit the list.
+#: Adding and removing known images: on by default only when the server listens on loopback (strangers cannot
+#: reach it); 1 turns it on anywhere, 0 off everywhere.
 BLOCKLIST_EDITING_ENV = "MODERATION_BLOCKLIST_EDITING"
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 logger = logging.getLogger(__name__)
 
@@ -135,20 +141,30 @@ def moderate_batch(path, column=None, model="default", progress=gr.Progress()):
 
 
 def _image_input(payload: dict | None) -> str | bytes | None:
-    """The image an event received unprocessed: an upload's path, or the bytes of a base64 data URL.
+    """The image an event received unprocessed: a file Gradio received as an upload, or a base64 data URL's bytes.
 
     The image events skip gr.Image's preprocessing (preprocess=False), which opens every upload with PIL, any
     format it knows, so a file that is not an image (a .txt renamed .png, random bytes) failed inside Gradio with
     its generic error. Undecoded, it reaches `moderation`'s decoder (format allow-list, size limits), which
-    refuses it with a clear message. Gradio has already checked that the path is one of its uploads.
+    refuses it with a clear message. Skipping preprocessing also skips Gradio's check that a path is one of its
+    uploads, so that check is made here: a payload naming any other file on the server is refused.
     """
     if not payload:
         return None
+    if not isinstance(payload, dict):
+        raise gr.Error("Send the image as an upload or a data URL.", print_exception=False)
     url = payload.get("url") or ""
     if not url.startswith("data:"):
-        return payload.get("path")
+        try:
+            return support.received_upload(payload.get("path"), [gr.utils.get_upload_folder()])
+        except ValueError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+    encoded = url.partition(",")[2]
+    if len(encoded) > support.MAX_DATA_URL_CHARS:
+        raise gr.Error(f"The image's data URL is over {support.MAX_DATA_URL_CHARS:,} characters; upload the file "
+                       f"instead.", print_exception=False)
     try:
-        return base64.b64decode(url.partition(",")[2], validate=True)
+        return base64.b64decode(encoded, validate=True)
     except binascii.Error:
         raise gr.Error("The image's data URL is not valid base64.", print_exception=False) from None
 
@@ -170,9 +186,15 @@ def moderate_image(image, progress=gr.Progress()):
     return headline, verdict.scores, dict(verdict.labels), preview, notes, verdict.to_dict()
 
 
+def blocklist_editing_allowed() -> bool:
+    """Explicitly chosen with MODERATION_BLOCKLIST_EDITING, else only on a server that listens on loopback."""
+    return _env_flag(BLOCKLIST_EDITING_ENV, (demo.server_name or "127.0.0.1") in LOOPBACK_NAMES)
+
+
 def _check_blocklist_editing() -> None:
-    if not _env_flag(BLOCKLIST_EDITING_ENV, True):
-        raise gr.Error(f"Editing the known-image blocklist is turned off on this server ({BLOCKLIST_EDITING_ENV}=0).",
+    if not blocklist_editing_allowed():
+        raise gr.Error(f"Editing the known-image blocklist is turned off on this server (it is on by default only "
+                       f"when the server listens on loopback; {BLOCKLIST_EDITING_ENV}=1 turns it on).",
                        print_exception=False)
 
 
@@ -425,6 +447,28 @@ def build_demo() -> gr.Blocks:
 demo = build_demo()
 
 
+def launch_options() -> dict:
+    """What `demo.launch` needs beyond the address: upload cap, and middleware that bounds request bodies (before
+    they are read) and how fast one client may start work."""
+    per_minute = int(os.environ.get(RATE_LIMIT_ENV, "").strip() or serving.REQUESTS_PER_MINUTE)
+    middleware = [Middleware(serving.BodySizeLimit, exempt_prefixes=("/gradio_api/upload",))]
+    if per_minute > 0:
+        limiter = serving.RateLimiter(burst=max(1, per_minute // 3), per_minute=per_minute)
+        # Behind a Space's proxy every request comes from the proxy: the visitor is in X-Forwarded-For.
+        middleware.append(Middleware(serving.ClientRateLimit, paths=("/gradio_api/queue/join", "/gradio_api/call/"),
+                                     limiter=limiter, trust_forwarded=bool(os.environ.get("SPACE_ID"))))
+    return {"max_file_size": MAX_FILE_SIZE, "app_kwargs": {"middleware": middleware}}
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (what Docker, Spaces and systemd send) stops the server the way Ctrl-C does, so Gradio deletes its
+    uploads and outputs instead of leaving them on disk."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def share_requested(flag: bool) -> bool:
     return flag or _env_flag("MODERATION_SHARE", False)
 
@@ -435,8 +479,10 @@ def main(argv=None) -> None:
                         help="also ask Gradio for a public share link (or set MODERATION_SHARE=1)")
     share = share_requested(parser.parse_args(argv).share)
     support.limit_malloc_arenas()  # before the server's threads start allocating
+    remove_stale_writes()  # temporary files of a blocklist write that a killed server left behind
+    _stop_on_sigterm()
     # Server name and port are left to Gradio, which reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT.
-    demo.launch(share=share, prevent_thread_lock=True, **LAUNCH_OPTIONS)
+    demo.launch(share=share, prevent_thread_lock=True, **launch_options())
     if share and not demo.share_url:
         print(f"No public share link could be created (is the internet reachable from here?). "
               f"The app is still served locally at {demo.local_url}", flush=True)

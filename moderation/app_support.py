@@ -28,6 +28,8 @@ MAX_TEXT_CHARS = 100_000
 MAX_BATCH_ROWS = 100_000
 #: Rows scored per step of a batch: large enough to be fast, small enough for a lively progress bar.
 BATCH_CHUNK = 500
+#: Longest base64 data URL payload accepted for an image (about 1.5 MB of image; larger ones go as uploads).
+MAX_DATA_URL_CHARS = 2_000_000
 #: Column names tried, in order, when a CSV's text column is not chosen.
 TEXT_COLUMN_NAMES = ("text", "comment", "message", "content", "body", "tweet")
 #: glibc's mallopt() parameter number for the arena cap (malloc.h: M_ARENA_MAX).
@@ -190,6 +192,33 @@ def write_csv(frame: pd.DataFrame, stem: str, folder: str | Path | None = None) 
 # --- Image -------------------------------------------------------------------------------------------------------
 
 
+def plain_markdown(text: str) -> str:
+    """`text` shown literally inside Markdown, as a code span: no link, image, HTML or formatting a visitor typed
+    (a note like "![t](http://.../track.png)" would otherwise make every other visitor's browser fetch it)."""
+    return "`" + " ".join(text.replace("`", "'").split()) + "`"
+
+
+def shown_model_name(model_id: str | None) -> str:
+    """A model id as a page may show it: a hub id as is, a local checkpoint by its folder name only (the server's
+    paths are not the visitor's business)."""
+    if not model_id:
+        return ""
+    path = Path(model_id)
+    return f"local checkpoint {path.name}" if path.is_absolute() or path.exists() else model_id
+
+
+def received_upload(path, folders) -> str:
+    """`path` if it names a file inside one of `folders` (where the web framework stores what it received), else
+    ValueError with one message that says nothing about the server's files (whether a path exists, its size)."""
+    refused = ValueError("Only images uploaded with this request can be checked; upload the image again.")
+    if not isinstance(path, str) or not path:
+        raise refused
+    resolved = Path(path).resolve()
+    if not any(resolved.is_relative_to(Path(folder).resolve()) for folder in folders) or not resolved.is_file():
+        raise refused
+    return str(resolved)
+
+
 def image_summary(verdict) -> tuple[str, str]:
     """(verdict line, blocklist and coverage notes) for an ImageVerdict, as Markdown."""
     reasons = list(verdict.categories) + (["known image"] if verdict.matched_blocklist else [])
@@ -198,13 +227,14 @@ def image_summary(verdict) -> tuple[str, str]:
     match = verdict.matched_blocklist
     notes = [
         f"Matches a known image: hash `{match.entry.hash}`, {match.distance} of 64 bits apart"
-        + (f", note: {match.entry.note}" if match.entry.note else "") + "."
+        + (f", note: {plain_markdown(match.entry.note)}" if match.entry.note else "") + "."
         if match else "No match in the known-image blocklist."
     ]
     if verdict.not_assessed:
         notes.append(f"Not assessed (no model configured that can see them): {', '.join(verdict.not_assessed)}. "
                      f"Set MODERATION_NSFW_MODEL to an NSFW classifier to cover them.")
-    notes.append(f"Model: `{verdict.model}`" + (f", NSFW model: `{verdict.nsfw_model}`" if verdict.nsfw_model else "")
+    notes.append(f"Model: `{shown_model_name(verdict.model)}`"
+                 + (f", NSFW model: `{shown_model_name(verdict.nsfw_model)}`" if verdict.nsfw_model else "")
                  + f"; frames checked: {verdict.frames_checked}.")
     return headline, "\n\n".join(notes)
 

@@ -21,7 +21,7 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 from .hub import load_cached, resolve_model_id
-from .lexicon import category_terms
+from .lexicon import category_terms, clean_caller_terms
 from .taxonomy import TEXT_CATEGORIES
 from .text import moderate_text
 from .verdict import TextVerdict
@@ -85,7 +85,7 @@ def stream_moderated(prompt, *, model=None, max_new_tokens=60, temperature=0.8, 
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {type(prompt).__name__}")
     _check_bounds(max_new_tokens, temperature, top_p, seed, policy)
-    caller_terms = _caller_terms(blocklist)
+    caller_terms = clean_caller_terms(blocklist)
     model_id = resolve_model_id(model, MODEL_ENV_VAR, DEFAULT_MODEL)
     return _guarded_stream(prompt, model_id, max_new_tokens, float(temperature), float(top_p), seed, caller_terms,
                            policy)
@@ -109,15 +109,6 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN != NaN
 
 
-def _caller_terms(blocklist) -> list[str]:
-    if blocklist is None:
-        return []
-    if isinstance(blocklist, str):
-        raise TypeError("blocklist must be an iterable of terms, not a single str")
-    terms = list(blocklist)
-    if not all(isinstance(term, str) for term in terms):
-        raise TypeError("blocklist terms must be str")
-    return [term for term in terms if term.strip()]
 
 
 def blocked_terms(caller_terms=()) -> tuple[str, ...]:
@@ -270,8 +261,11 @@ def _sample_tokens(loaded: LoadedGenerator, prompt_ids: torch.LongTensor, max_ne
     generator = torch.Generator().manual_seed(seed)
     eos = loaded.tokenizer.eos_token_id
     sequence, step_ids, cache, new_ids = prompt_ids, prompt_ids, None, []
-    with torch.inference_mode():
-        for _ in range(max_new_tokens):
+    for _ in range(max_new_tokens):
+        # Inference mode is entered per step, never held across the `yield`: Gradio resumes a generator on another
+        # worker thread, where a mode entered on the first thread is not in force and the cached key/value tensors
+        # (inference tensors) then fail with "Inference tensors cannot be saved for backward".
+        with torch.inference_mode():
             logits, cache = _forward(loaded.model, step_ids, cache)
             token = _sample(warpers(sequence, logits), generator)
             guarded = blocker(sequence, logits)
@@ -283,7 +277,7 @@ def _sample_tokens(loaded: LoadedGenerator, prompt_ids: torch.LongTensor, max_ne
             new_ids.append(token)
             step_ids = torch.tensor([[token]], dtype=torch.long)
             sequence = torch.cat([sequence, step_ids], dim=1)
-            yield new_ids, steered
+        yield new_ids, steered
 
 
 # --- The guard ----------------------------------------------------------------------------------------------------

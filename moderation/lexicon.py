@@ -5,6 +5,11 @@ Matching is word-boundary aware: a whole-word term ("cunt*", "ass") never fires 
 contain them ("Shitterton"). Each letter of a term also accepts its leetspeak forms and, inside a word,
 a masking "*" ("f*ck", "b***h"), and any number of repeats ("fuuuck"), so the normaliser and the matcher
 together cover the common evasions.
+
+Caller terms (a blocklist or allowlist passed with a request) are untrusted: a public server compiles whatever a
+visitor types. They are cleaned to letters, digits, apostrophes and spaces, capped in number and length, and
+built by `caller_term_pattern` from possessive pieces that the regex engine can read only one way, so one attempt
+costs time linear in the text it reads (a 34-letter term like "a'a'a'...c" held the server for 32 s before).
 """
 from __future__ import annotations
 
@@ -28,6 +33,13 @@ _START = r"(?<![a-z0-9])"
 _WORD_START = re.compile(r"(?<![a-z0-9@$!|*+])[^\W_]|(?<![a-z0-9])[@$!|*+]")
 _ANY_FIRST = "abcdefghijklmnopqrstuvwxyz0123456789@$!|*+"
 _END = r"(?![a-z0-9])"
+#: Caps on a caller's blocklist or allowlist (one request's terms): enough for a community's local words, small
+#: enough that compiling and matching them stays a few milliseconds.
+MAX_CALLER_TERMS = 200
+MAX_CALLER_TERM_CHARS = 64
+#: Between the words of a caller term: up to three separators, never a character that can stand for a letter.
+_CALLER_GAP = r"[^a-z0-9@$!|*+']{0,3}+"
+LEXICON, BLOCKLIST = "lexicon", "blocklist"
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,7 @@ class LexiconEntry:
     category: str
     weight: float
     term: str
+    source: str = LEXICON  # LEXICON (the bundled list) or BLOCKLIST (a caller's term: decisive, safe pattern)
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,12 @@ class LexiconMatch:
     term: str
     category: str
     weight: float
+    source: str = LEXICON
+
+    @property
+    def decisive(self) -> bool:
+        """A caller's blocklist term flags its category whatever the model says."""
+        return self.source == BLOCKLIST
 
 
 def _letter_pattern(letter: str, position: str) -> str:
@@ -101,27 +120,131 @@ def term_pattern(term: str) -> str:
     return head + body + tail
 
 
+def caller_term_pattern(term: str) -> str:
+    """Regex source for a caller's term (already cleaned by `clean_caller_terms`) that cannot backtrack.
+
+    Each run of one letter in the term ("ss" in "kiss") becomes ONE possessive run of that letter and its
+    look-alikes, at least as long as the term's run; an inner letter may instead be a single "*" mask; an optional
+    apostrophe after any letter and the separators between words are possessive too. Consecutive runs are of
+    different letters, so no piece can take characters the next one needs: at each start the engine reads the
+    text once. The price is a few exotic spellings the bundled lexicon's patterns accept (runs of masks).
+    """
+    words = term.replace("'", "").split()
+    if not words:
+        raise ValueError(f"empty term {term!r}")
+    parts = []
+    for word in words:
+        runs: list[list] = []
+        for ch in word:
+            if runs and runs[-1][0] == ch:
+                runs[-1][1] += 1
+            else:
+                runs.append([ch, 1])
+        pieces = []
+        for i, (ch, count) in enumerate(runs):
+            letters = re.escape(ch + _LETTER_FORMS.get(ch, ""))
+            run = f"[{letters}]{{{count},}}+" if count > 1 else f"[{letters}]++"
+            if 0 < i < len(runs) - 1 and count == 1:
+                run = rf"(?>{run}|\*)"
+            pieces.append(run + "'?+")
+        parts.append("".join(pieces))
+    return _START + _CALLER_GAP.join(parts) + "(?:e?s)?+" + _END
+
+
+def clean_caller_terms(terms, kind: str = "blocklist") -> list[str]:
+    """A caller's terms normalised like the text and reduced to letters, digits, apostrophes and single spaces.
+
+    A lone str is refused (it would otherwise be read letter by letter); so are more than MAX_CALLER_TERMS terms,
+    a term over MAX_CALLER_TERM_CHARS characters and a term with no letter or digit (".*" once allowed every word).
+    """
+    if terms is None:
+        return []
+    if isinstance(terms, str) or not isinstance(terms, Iterable):
+        raise TypeError(f"{kind} must be a list of terms, not {type(terms).__name__}")
+    terms = list(terms)
+    if len(terms) > MAX_CALLER_TERMS:
+        raise ValueError(f"{kind} has {len(terms):,} terms; at most {MAX_CALLER_TERMS} are accepted")
+    cleaned = []
+    for term in terms:
+        if not isinstance(term, str):
+            raise TypeError(f"{kind} terms must be str, got {type(term).__name__}")
+        if len(term) > MAX_CALLER_TERM_CHARS:
+            raise ValueError(f"a {kind} term is {len(term):,} characters long; at most {MAX_CALLER_TERM_CHARS} "
+                             f"are accepted")
+        plain = " ".join(re.sub(r"[^a-z0-9' ]+", " ", normalize_text(term)).split())
+        if not term.strip():
+            continue
+        if not re.search("[a-z0-9]", plain):
+            raise ValueError(f"{kind} term {term!r} has no letter or digit to match")
+        cleaned.append(plain)
+    return list(dict.fromkeys(cleaned))
+
+
+def _compile_terms(entries, build) -> tuple[dict[str, re.Pattern], dict[str, tuple[str, list[LexiconEntry]]]]:
+    """One regex per possible first character (at each word start only the terms that can begin there are tried),
+    and the entries behind each named group; longer terms come first in each alternation."""
+    by_term: dict[str, list[LexiconEntry]] = {}
+    for entry in entries:
+        by_term.setdefault(entry.term, []).append(entry)
+    groups: dict[str, tuple[str, list[LexiconEntry]]] = {}
+    alternatives_by_char: dict[str, list[str]] = {}
+    for i, term in enumerate(sorted(by_term, key=lambda t: (-len(t.strip("*")), t))):
+        groups[f"t{i}"] = (term, by_term[term])
+        for ch in _first_chars(term):
+            alternatives_by_char.setdefault(ch, []).append(f"(?P<t{i}>{build(term)})")
+    return {ch: re.compile("|".join(alts)) for ch, alts in alternatives_by_char.items()}, groups
+
+
+def _scan(normalized: str, by_first_char, groups, allowed: list[tuple[int, int]]) -> list[LexiconMatch]:
+    """Non-overlapping matches of one compiled term set, word start by word start, outside allowlisted words."""
+    # Allowed spans are sorted and disjoint: only the last one starting at or before a match can contain it.
+    allowed_starts = [a for a, _ in allowed]
+    matches: list[LexiconMatch] = []
+    covered_until = 0
+    failed_star = -2
+    for word_start in _WORD_START.finditer(normalized):
+        pos = word_start.start()
+        regex = by_first_char.get(normalized[pos])
+        if pos < covered_until or regex is None:
+            continue
+        if normalized[pos] == "*" and pos == failed_star + 1:
+            # Only wildcard-prefix terms start at a "*", and their [a-z*]* prefix already read this star in the
+            # failed attempt at the one before: a run of stars costs one attempt, not one per star.
+            failed_star = pos
+            continue
+        m = regex.match(normalized, pos)
+        if m is None:
+            failed_star = pos if normalized[pos] == "*" else failed_star
+            continue
+        start, end = m.span()
+        inside = bisect_right(allowed_starts, start) - 1
+        if inside >= 0 and end <= allowed[inside][1]:
+            continue
+        covered_until = end
+        term, entries = groups[m.lastgroup]
+        matches.extend(LexiconMatch(start, end, term, e.category, e.weight, e.source) for e in entries)
+    return matches
+
+
 class Lexicon:
     """A compiled set of terms; `find` returns every non-overlapping match, longest term first."""
 
-    def __init__(self, entries: Iterable[LexiconEntry], allow_terms: Iterable[str] = ()):
+    def __init__(self, entries: Iterable[LexiconEntry], allow_terms: Iterable[str] = (),
+                 caller_allow_terms: Iterable[str] = ()):
         self.entries = tuple(entries)
         self.allow_terms = tuple(dict.fromkeys(t for t in allow_terms if t.strip()))
-        by_term: dict[str, list[LexiconEntry]] = {}
-        for entry in self.entries:
-            by_term.setdefault(entry.term, []).append(entry)
-        self._by_group: dict[str, tuple[str, list[LexiconEntry]]] = {}
-        alternatives_by_char: dict[str, list[str]] = {}
-        for i, term in enumerate(sorted(by_term, key=lambda t: (-len(t.strip("*")), t))):
-            self._by_group[f"t{i}"] = (term, by_term[term])
-            alternative = f"(?P<t{i}>{term_pattern(term)})"
-            for ch in _first_chars(term):
-                alternatives_by_char.setdefault(ch, []).append(alternative)
-        # One regex per possible first character: at each word start only the terms that can begin there are tried.
-        self._by_first_char = {ch: re.compile("|".join(alts)) for ch, alts in alternatives_by_char.items()}
+        self.caller_allow_terms = tuple(dict.fromkeys(t for t in caller_allow_terms if t.strip()))
+        # The bundled terms and a caller's blocklist are scanned apart, so a caller's term flags its category even
+        # where a bundled term covers the same words ("fuck" inside the bundled "*fuck*").
+        self._scanners = [
+            _compile_terms([e for e in self.entries if e.source == LEXICON], term_pattern),
+            _compile_terms([e for e in self.entries if e.source == BLOCKLIST], caller_term_pattern),
+        ]
+        allow = [*((t, LEXICON) for t in self.allow_terms), *((t, BLOCKLIST) for t in self.caller_allow_terms)]
         self._allow_regex = (
-            re.compile("|".join(term_pattern(t) for t in sorted(self.allow_terms, key=len, reverse=True)))
-            if self.allow_terms else None
+            re.compile("|".join((caller_term_pattern if source == BLOCKLIST else term_pattern)(t)
+                                for t, source in sorted(allow, key=lambda a: -len(a[0]))))
+            if allow else None
         )
 
     def allowed_spans(self, normalized: str) -> list[tuple[int, int]]:
@@ -131,36 +254,12 @@ class Lexicon:
     def find(self, normalized: str, allowed: list[tuple[int, int]] | None = None) -> list[LexiconMatch]:
         """Matches in `normalized` (already normalised text), skipping those inside allowlisted words (`allowed`,
         from `allowed_spans`, when the caller has them already)."""
-        if not self._by_first_char or not normalized:
+        if not normalized or not any(by_char for by_char, _ in self._scanners):
             return []
         allowed = self.allowed_spans(normalized) if allowed is None else allowed
-        # Allowed spans are sorted and disjoint: only the last one starting at or before a match can contain it.
-        allowed_starts = [a for a, _ in allowed]
-        matches: list[LexiconMatch] = []
-        covered_until = 0
-        failed_star = -2
-        for word_start in _WORD_START.finditer(normalized):
-            pos = word_start.start()
-            regex = self._by_first_char.get(normalized[pos])
-            if pos < covered_until or regex is None:
-                continue
-            if normalized[pos] == "*" and pos == failed_star + 1:
-                # Only wildcard-prefix terms start at a "*", and their [a-z*]* prefix already read this star in the
-                # failed attempt at the one before: a run of stars costs one attempt, not one per star.
-                failed_star = pos
-                continue
-            m = regex.match(normalized, pos)
-            if m is None:
-                failed_star = pos if normalized[pos] == "*" else failed_star
-                continue
-            start, end = m.span()
-            inside = bisect_right(allowed_starts, start) - 1
-            if inside >= 0 and end <= allowed[inside][1]:
-                continue
-            covered_until = end
-            term, entries = self._by_group[m.lastgroup]
-            matches.extend(LexiconMatch(start, end, term, e.category, e.weight) for e in entries)
-        return matches
+        matches = [m for by_char, groups in self._scanners if by_char
+                   for m in _scan(normalized, by_char, groups, allowed)]
+        return sorted(matches, key=lambda m: m.start) if self._scanners[1][0] else matches
 
     def blank_allowed(self, normalized: str, allowed: list[tuple[int, int]] | None = None) -> str:
         """`normalized` with allowlisted words replaced by spaces (same length, so offsets still hold)."""
@@ -174,9 +273,9 @@ class Lexicon:
         return "".join(pieces) + normalized[done:]
 
     def with_user_terms(self, blocklist=None, allowlist=None) -> "Lexicon":
-        """This lexicon plus a caller's blocklist and allowlist (normalised the same way as the text)."""
-        extra = list(_user_entries(blocklist))
-        allow = [normalize_text(t).strip() for t in (allowlist or ())]
+        """This lexicon plus a caller's blocklist and allowlist (cleaned by `clean_caller_terms`)."""
+        extra = _user_entries(blocklist)
+        allow = clean_caller_terms(allowlist, "allowlist")
         if not extra and not allow:
             return self
         return _extended(self, tuple(extra), tuple(allow))
@@ -184,25 +283,26 @@ class Lexicon:
 
 @lru_cache(maxsize=64)
 def _extended(base: Lexicon, extra: tuple[LexiconEntry, ...], allow: tuple[str, ...]) -> Lexicon:
-    return Lexicon(base.entries + extra, base.allow_terms + allow)
+    return Lexicon(base.entries + extra, base.allow_terms, base.caller_allow_terms + allow)
 
 
-def _user_entries(blocklist) -> Iterable[LexiconEntry]:
+def _user_entries(blocklist) -> list[LexiconEntry]:
     """A blocklist is a list of terms (counted as profanity) or a mapping category -> list of terms."""
     if blocklist is None:
-        return
+        return []
     if isinstance(blocklist, str):
         raise TypeError("blocklist must be a list of terms or a mapping category -> terms, not a single string")
     groups = blocklist.items() if isinstance(blocklist, Mapping) else [("profanity", blocklist)]
+    entries = []
     for category, terms in groups:
         if category not in TEXT_CATEGORIES:
             raise ValueError(f"unknown blocklist category {category!r}; expected one of {', '.join(TEXT_CATEGORIES)}")
         if isinstance(terms, str):
             terms = [terms]
-        for term in terms:
-            cleaned = re.sub(r"[^a-z0-9' ]+", " ", normalize_text(str(term))).strip()
-            if cleaned:
-                yield LexiconEntry(category, 1.0, cleaned)
+        entries += [LexiconEntry(category, 1.0, term, BLOCKLIST) for term in clean_caller_terms(terms)]
+    if len(entries) > MAX_CALLER_TERMS:
+        raise ValueError(f"blocklist has {len(entries):,} terms; at most {MAX_CALLER_TERMS} are accepted")
+    return entries
 
 
 def _read_entries() -> tuple[list[LexiconEntry], list[str]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,13 @@ import pytest
 _SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 if "MODERATION_DATA_MIRROR" not in os.environ and _SHARED.is_dir():
     os.environ["MODERATION_DATA_MIRROR"] = str(_SHARED)
+
+
+# Tests write only under temporary folders: fitted models go to a per-run cache, never the user's ~/.cache/moderation
+# (set MODERATION_CACHE_DIR yourself to reuse one between runs), and browser screenshots to a temporary folder
+# (`python -m pytest tests/test_browser.py` with MODERATION_SCREENSHOTS=docs/screenshots refreshes the README's).
+if "MODERATION_CACHE_DIR" not in os.environ:
+    os.environ["MODERATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="moderation-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,8 @@ from moderation.verdict import Span
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_IMAGE = ROOT / "examples" / "images" / "coffee.jpg"
 OTHER_IMAGE = ROOT / "examples" / "images" / "rocket.jpg"
+#: Work requests per client per minute in the served app: far above what the tests send, except the flood test.
+TEST_RATE_LIMIT = 900
 
 
 # --- moderation.app_support (no server) ----------------------------------------------------------------------------
@@ -145,9 +147,10 @@ def served_app(tiny_models, tmp_path_factory):
         patch.setenv("MODERATION_IMAGE_BLOCKLIST", str(tmp_path_factory.mktemp("app") / "blocklist.json"))
         patch.delenv("MODERATION_BLOCKLIST_EDITING", raising=False)
         patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+        patch.setenv("MODERATION_RATE_LIMIT", str(TEST_RATE_LIMIT))
         app = load_app()
         app.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                        **app.LAUNCH_OPTIONS)
+                        **app.launch_options())
         try:
             yield app
         finally:
@@ -465,3 +468,139 @@ def test_python_app_py_serves_locally_and_explains_a_missing_share_link():
         watchdog.cancel()
         process.terminate()
         process.wait(timeout=30)
+
+
+# --- A public Space that strangers cannot hurt (issue 19): each test failed before its fix --------------------------
+
+
+def _post(url: str, body: bytes, *, source: str = "127.0.0.1", headers=None, chunked: bool = False):
+    """POST raw bytes from a chosen loopback source address; (status, parsed JSON or text)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60, source_address=(source, 0))
+    try:
+        if chunked:
+            connection.putrequest("POST", parts.path)
+            connection.putheader("Content-Type", "application/json")
+            connection.putheader("Transfer-Encoding", "chunked")
+            connection.endheaders()
+            try:
+                for start in range(0, len(body), 65536):
+                    chunk = body[start:start + 65536]
+                    connection.send(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                connection.send(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server answered and closed before the whole body was sent: read that answer
+        else:
+            connection.request("POST", parts.path, body=body,
+                               headers={"Content-Type": "application/json", **(headers or {})})
+        response = connection.getresponse()
+        data = response.read().decode("utf-8", "replace")
+        try:
+            return response.status, json.loads(data)
+        except json.JSONDecodeError:
+            return response.status, data
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("api_name", ["moderate_image", "image_blocklist_add", "image_blocklist_remove"])
+def test_image_endpoints_never_open_a_path_the_caller_chose(served_app, api_name, tmp_path):
+    from moderation.image import list_blocklist
+
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(EXAMPLE_IMAGE.read_bytes())  # a real image, but not one this request uploaded
+    before = list_blocklist()
+    messages = set()
+    for path in ["/etc/passwd", str(secret), str(EXAMPLE_IMAGE), "/no/such/file.png", str(tmp_path)]:
+        event, error = call_http_api(served_app, api_name, image={"path": path})
+        assert event == "error"
+        messages.add(error["error"])
+    # One path-free message whatever the path: nothing says whether a file exists or how large it is.
+    assert messages == {"Only images uploaded with this request can be checked; upload the image again."}
+    assert list_blocklist() == before
+
+
+def test_caller_word_lists_cannot_freeze_the_server(client):
+    import time
+
+    bomb = "'".join("a" * 30) + "'c"  # held the server for hours: each extra letter cost x1.6
+    text = "a" * 100 + " hello"
+    started = time.monotonic()
+    for field in ("blocklist", "allowlist"):
+        raw = client.predict(text, **{field: bomb}, api_name="/moderate_text")[3]
+        assert raw["flagged"] is False
+    assert time.monotonic() - started < 10
+    with pytest.raises(Exception, match="at most 64 are accepted"):
+        client.predict("hello", blocklist="x" * 60_000, api_name="/moderate_text")
+    with pytest.raises(Exception, match="at most 64 are accepted"):
+        client.predict("hello", blocklist="x" * 60_000, api_name="/generate")
+
+
+def test_allowlist_patterns_cannot_allow_every_word(client):
+    for term in (".*", "'*", "-*"):
+        with pytest.raises(Exception, match="has no letter or digit"):
+            client.predict("kill yourself", allowlist=term, api_name="/moderate_text")
+
+
+def test_request_bodies_over_the_limit_are_refused_before_they_are_read(served_app):
+    from moderation import serving
+
+    url = f"{served_app.demo.local_url}gradio_api/call/v2/moderate_text"
+    body = json.dumps({"text": "x" * (serving.MAX_BODY_BYTES + 10)}).encode()
+    status, reply = _post(url, body)
+    assert status == 413 and "larger than this server accepts" in reply["error"]
+    status, reply = _post(url, body, chunked=True)  # no Content-Length: counted while it streams
+    assert status == 413
+    status, reply = _post(url, json.dumps({"text": "hello"}).encode())
+    assert status == 200 and "event_id" in reply
+
+
+def test_a_flood_from_one_client_does_not_lock_out_others(served_app):
+    flood_url = f"{served_app.demo.local_url}gradio_api/call/no_such_endpoint"
+    statuses = [_post(flood_url, b"{}", source="127.0.0.3")[0] for _ in range(TEST_RATE_LIMIT // 3 + 5)]
+    assert statuses.count(429) >= 5 and 429 not in statuses[: TEST_RATE_LIMIT // 3]
+    status, reply = _post(flood_url, b"{}", source="127.0.0.3")
+    assert status == 429 and "Too many requests" in reply["error"]
+    status, reply = _post(f"{served_app.demo.local_url}gradio_api/call/v2/moderate_text",
+                          json.dumps({"text": "hello"}).encode(), source="127.0.0.4")
+    assert status == 200 and "event_id" in reply  # another visitor is served meanwhile
+
+
+def test_blocklist_editing_is_off_by_default_on_a_public_address(served_app, monkeypatch):
+    app = served_app
+    monkeypatch.delenv("MODERATION_BLOCKLIST_EDITING", raising=False)
+    assert app.blocklist_editing_allowed()  # this test server listens on 127.0.0.1
+    monkeypatch.setattr(app.demo, "server_name", "0.0.0.0")
+    assert not app.blocklist_editing_allowed()
+    monkeypatch.setenv("MODERATION_BLOCKLIST_EDITING", "1")
+    assert app.blocklist_editing_allowed()
+
+
+def test_blocklist_notes_are_capped_and_shown_as_plain_text(client):
+    from gradio_client import handle_file
+
+    from moderation.image import MAX_NOTE_CHARS
+
+    with pytest.raises(Exception, match=f"at most {MAX_NOTE_CHARS} are kept"):
+        client.predict(handle_file(EXAMPLE_IMAGE), note="n" * (MAX_NOTE_CHARS + 1), api_name="/image_blocklist_add")
+    tracker = "![t](http://tracker.example/track.png) <img src=x>"
+    client.predict(handle_file(EXAMPLE_IMAGE), note=tracker, api_name="/image_blocklist_add")
+    try:
+        *_, notes, raw = client.predict(handle_file(EXAMPLE_IMAGE), api_name="/moderate_image")
+        assert f"`{tracker}`" in notes  # a code span: no image is fetched, no HTML rendered
+        assert str(ROOT) not in notes and "/tmp" not in notes  # the model is named, not its server path
+    finally:
+        client.predict(handle_file(EXAMPLE_IMAGE), api_name="/image_blocklist_remove")
+
+
+def test_stale_blocklist_writes_are_removed_at_start(tmp_path):
+    from moderation.image import remove_stale_writes
+
+    target = tmp_path / "blocklist.json"
+    (tmp_path / ".blocklist.json.abc123.tmp").write_text("{", encoding="utf-8")
+    (tmp_path / "other.tmp").write_text("kept", encoding="utf-8")
+    assert remove_stale_writes(target) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.tmp"]

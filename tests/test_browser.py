@@ -9,7 +9,7 @@ import pytest
 from test_app import EXAMPLE_IMAGE, ROOT, served_app  # noqa: F401  (served_app is a fixture)
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+SCREENSHOTS = Path(os.environ.get("MODERATION_SCREENSHOTS") or tempfile.mkdtemp(prefix="moderation-screenshots-"))
 # No sandbox (containers, root), no GPU, and no background traffic: the page must work offline.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]

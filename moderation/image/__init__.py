@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from .blocklist import (
     MAX_DISTANCE,
+    MAX_ENTRIES,
+    MAX_NOTE_CHARS,
     BlocklistEntry,
     BlocklistError,
     BlocklistMatch,
@@ -19,6 +21,7 @@ from .blocklist import (
     list_blocklist,
     match_blocklist,
     remove_from_blocklist,
+    remove_stale_writes,
 )
 from .categories import IMAGENET_CLASSES, NSFW_CLASSES
 from .decode import ALLOWED_FORMATS, MAX_FRAMES, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, load_frames
@@ -33,6 +36,7 @@ __all__ = [
     "add_to_blocklist",
     "list_blocklist",
     "remove_from_blocklist",
+    "remove_stale_writes",
     "match_blocklist",
     "blocklist_path",
     "BlocklistEntry",
@@ -44,5 +48,7 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "MAX_FRAMES",
     "MAX_DISTANCE",
+    "MAX_ENTRIES",
+    "MAX_NOTE_CHARS",
     "ALLOWED_FORMATS",
 ]

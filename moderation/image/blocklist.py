@@ -34,6 +34,9 @@ from .decode import ImageInput, load_frames
 BLOCKLIST_ENV = "MODERATION_IMAGE_BLOCKLIST"
 #: Largest Hamming distance (out of 64 bits) that still counts as the same image.
 MAX_DISTANCE = 10
+#: Caps that keep the file small when strangers can reach the editing endpoints: every add rewrites the file.
+MAX_ENTRIES = 10_000
+MAX_NOTE_CHARS = 500
 _FORMAT_VERSION = 1
 _HASH_HEX_DIGITS = 16  # 64 bits
 
@@ -90,7 +93,12 @@ def list_blocklist(path: str | os.PathLike | None = None) -> list[BlocklistEntry
 
 
 def add_to_blocklist(image: ImageInput, *, note: str = "", path: str | os.PathLike | None = None) -> BlocklistEntry:
-    """Hash `image` (first frame) and store it; adding an image already listed returns the existing entry."""
+    """Hash `image` (first frame) and store it; adding an image already listed returns the existing entry.
+
+    A note over MAX_NOTE_CHARS characters, or a list already holding MAX_ENTRIES images, raises ValueError.
+    """
+    if len(note) > MAX_NOTE_CHARS:
+        raise ValueError(f"The note is {len(note):,} characters long; at most {MAX_NOTE_CHARS} are kept.")
     digest = str(_phash(load_frames(image)[0]))
     target = blocklist_path(path)
     with _write_lock:
@@ -98,6 +106,8 @@ def add_to_blocklist(image: ImageInput, *, note: str = "", path: str | os.PathLi
         existing = next((entry for entry in entries if entry.hash == digest), None)
         if existing is not None:
             return existing
+        if len(entries) >= MAX_ENTRIES:
+            raise ValueError(f"The known-image blocklist is full ({MAX_ENTRIES:,} images); remove some first.")
         entry = BlocklistEntry(digest, note, datetime.now(timezone.utc).isoformat(timespec="seconds"))
         _write(target, [*entries, entry])
         return entry
@@ -113,6 +123,18 @@ def remove_from_blocklist(hash_hex: str, *, path: str | os.PathLike | None = Non
             return False
         _write(target, kept)
         return True
+
+
+def remove_stale_writes(path: str | os.PathLike | None = None) -> int:
+    """Delete temporary files that a killed write left beside the blocklist; returns how many were removed.
+
+    Called when a server starts, before any write of its own can be under way."""
+    target = blocklist_path(path)
+    removed = 0
+    for stale in target.parent.glob(f".{target.name}.*.tmp") if target.parent.is_dir() else ():
+        stale.unlink(missing_ok=True)
+        removed += 1
+    return removed
 
 
 def match_blocklist(frames: list[Image.Image], *, path: str | os.PathLike | None = None,

@@ -63,7 +63,7 @@ def moderate_text(text_or_texts: str | Sequence[str], *, model: str = DEFAULT, t
     for text, analysis, row in zip(texts, analyses, np.round(proba, 4).tolist()):
         scores = dict(zip(TEXT_CATEGORIES, row))
         for match in analysis.matches:
-            if match.weight >= 1.0:  # caller blocklist terms are decisive
+            if match.decisive:
                 scores[match.category] = 1.0
         flagged_sets.append([c for c in TEXT_CATEGORIES if scores[c] >= limits[c]])
         verdicts.append((text, scores))

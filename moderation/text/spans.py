@@ -30,7 +30,7 @@ def _lexicon_spans(analysis, flagged) -> list[Span]:
         if m.category in flagged:
             start, end = analysis.normalized.original_span(m.start, m.end)
             spans.append(Span(start, end, m.category, round(min(m.weight, 1.0), 4),
-                              "blocklist" if m.weight >= 1.0 else "lexicon"))
+                              m.source))
     return spans
 
 
