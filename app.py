@@ -35,7 +35,8 @@ from moderation.text import available_models
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 #: One colour per text category for highlighted spans (Okabe-Ito, readable by colour-blind users).
-SPAN_COLOURS = dict(zip(TEXT_CATEGORIES, ["#D55E00", "#CC79A7", "#E69F00", "#0072B2", "#F0E442", "#56B4E9", "#009E73"]))
+SPAN_COLOURS = {"self_harm": "#D55E00", "violence": "#CC79A7", "hate": "#E69F00", "illicit": "#999999",
+                "sexual": "#0072B2", "harassment": "#F0E442", "spam": "#56B4E9", "profanity": "#009E73"}
 #: Uploads are bounded for a public demo (the image decoder has its own, tighter pixel and byte limits).
 MAX_FILE_SIZE = "20mb"
 #: Requests that start work (queue joins, REST calls) per client per minute; 0 turns the limit off.
@@ -118,7 +119,7 @@ def batch_columns(path):
         frame = support.read_text_table(path)
     except ValueError as exc:
         raise _user_error(exc) from None
-    return gr.Dropdown(choices=list(frame.columns), value=support.guess_text_column(frame))
+    return gr.Dropdown(choices=support.input_columns(frame), value=support.guess_text_column(frame))
 
 
 def moderate_batch(path, column=None, model="default", progress=gr.Progress()):
@@ -134,7 +135,7 @@ def moderate_batch(path, column=None, model="default", progress=gr.Progress()):
         raise _user_error(exc) from None
     # Written into Gradio's cache folder, so DELETE_CACHE removes it with the uploads.
     download = support.write_csv(scored, f"moderated-{Path(path).stem}", folder=gr.utils.get_upload_folder())
-    return scored.head(1000), download, support.batch_summary(scored, column)
+    return support.verdict_first(scored, column).head(1000), download, support.batch_summary(scored, column)
 
 
 # --- Image -------------------------------------------------------------------------------------------------------
@@ -278,6 +279,16 @@ def evaluate_csv(path, model="default", view=metrics.FLAGGED_VIEW, progress=gr.P
     return _report_outputs(report, view, model)
 
 
+def evaluate_fairness(model="default", progress=gr.Progress()):
+    """The behavioural suite and per-term unintended-bias AUCs for a model (cached: instant the second time)."""
+    progress(0, desc=f"Running the 2,001-case behavioural suite with {model}")
+    try:
+        report = metrics.evaluate_fairness(model)
+    except _USER_ERRORS as exc:
+        raise _user_error(exc) from None
+    return (report.reading(), support.png_image(report.figure_png()), report.per_term, report.pass_rates)
+
+
 def show_view(report, view):
     if report is None:
         return "", None
@@ -418,6 +429,20 @@ def _metrics_tab():
     flagged_table = gr.Dataframe(label="Classification report: flagged vs clean")
     grid_summary = gr.Markdown()
     grid_table = gr.Dataframe(label="GridSearchCV: mean cross-validated macro-F1 per parameter combination")
+
+    with gr.Accordion("Fairness: the behavioural suite and unintended bias per identity term", open=False):
+        gr.Markdown("2,001 sentences written for this project and never trained on: statements about 40 groups "
+                    "(neutral, positive, counter-speech, hateful), harmful requests and their safe look-alikes. "
+                    "Per group: how often harmless statements are flagged, and the subgroup, BPSN and BNSP AUCs of "
+                    "Borkan et al. (2019).")
+        fairness_button = gr.Button("Run the behavioural suite")
+        fairness_reading = gr.Markdown(elem_id="fairness-reading")
+        fairness_figure = gr.Image(label="AUCs per identity term", format="png", interactive=False)
+        fairness_terms = gr.Dataframe(label="Per identity term")
+        fairness_rates = gr.Dataframe(label="Pass rate per phenomenon")
+    fairness_outputs = [fairness_reading, fairness_figure, fairness_terms, fairness_rates]
+    fairness_button.click(evaluate_fairness, model, fairness_outputs, api_name="evaluate_fairness",
+                          concurrency_limit=1, concurrency_id="metrics")
 
     outputs = [report, view, reading, figure, category_table, flagged_table, grid_summary, grid_table]
     shared = {"concurrency_limit": 1, "concurrency_id": "metrics"}

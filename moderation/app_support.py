@@ -6,6 +6,7 @@ reused by another front end, without starting a web server. Nothing here imports
 """
 from __future__ import annotations
 
+import csv
 import ctypes
 import ctypes.util
 import io
@@ -114,43 +115,82 @@ def tuned_thresholds(model: str = "default") -> dict[str, float]:
 
 def confusion_image(report, view: str) -> Image.Image:
     """A metrics report's confusion matrix for `view` as an image (drawn once per view, then cached)."""
-    return Image.open(io.BytesIO(report.confusion_png(view)))
+    return png_image(report.confusion_png(view))
+
+
+def png_image(png: bytes) -> Image.Image:
+    """PNG bytes (a figure drawn by `moderation.metrics`) as an image an image widget can show."""
+    return Image.open(io.BytesIO(png))
 
 
 # --- Batch: a file of texts in, the same rows with scores out ----------------------------------------------------
 
 
 def read_text_table(path: str | Path) -> pd.DataFrame:
-    """A CSV (every column kept, as text) or a TXT file (one text per non-blank line, column `text`).
+    """A CSV (every column kept, as text) or a TXT file (one text per line, column `text`), read by the same rules
+    as `python -m moderation batch`, so no row is lost or shifted:
 
-    Invalid UTF-8 is replaced rather than fatal; more than MAX_BATCH_ROWS rows, or no rows, raises ValueError.
+    - bytes that are not UTF-8 are read as Windows-1252 ("caf\xe9" is "café" in the app and the CLI alike);
+    - a CSV row with more fields than the header keeps its place, marked `invalid_record` (pandas used the first
+      column as an index and shifted every other one); a blank TXT line is a row without text (`missing_text`);
+    - an input column named like one the job adds (`flagged`, `score_<category>`, `categories`, `outcome`, as in
+      a file this app scored before) is kept as `input_<name>`, so our columns never overwrite the input's.
+    The reader's own verdicts go in an `outcome` column. More than MAX_BATCH_ROWS rows, or none, raises ValueError.
     """
+    from .batch import ADDED_COLUMNS, INVALID_RECORD, decode_text
+
     path = Path(path)
+    with open(path, "rb") as handle:
+        text = decode_text(handle.read()).removeprefix("\ufeff")
     if path.suffix.lower() == ".txt":
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = [line.rstrip("\r\n") for _, line in zip(range(MAX_BATCH_ROWS + 1), handle)]
-        frame = pd.DataFrame({"text": [line for line in lines if line.strip()]})
+        lines = text.splitlines()
+        if len(lines) > MAX_BATCH_ROWS:
+            raise ValueError(f"{path.name} has more than {MAX_BATCH_ROWS:,} rows; split it, or use "
+                             f"`python -m moderation batch` for files of any size.")
+        frame = pd.DataFrame({"text": lines, "outcome": [None] * len(lines)}, dtype=object)
     else:
+        reader = csv.reader(io.StringIO(text, newline=""))
         try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", encoding_errors="replace",
-                                nrows=MAX_BATCH_ROWS + 1)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise ValueError(f"Could not read {path.name} as CSV: {exc}") from None
-    if len(frame) > MAX_BATCH_ROWS:
-        raise ValueError(f"{path.name} has more than {MAX_BATCH_ROWS:,} rows; split it, or use "
-                         f"`python -m moderation batch` for files of any size.")
+            header = next(reader, [])
+            rows = [fields for _, fields in zip(range(MAX_BATCH_ROWS + 1), reader) if fields]
+        except csv.Error as exc:
+            raise ValueError(f"Could not read {path.name} as CSV: {exc}.") from None
+        if len(rows) > MAX_BATCH_ROWS:
+            raise ValueError(f"{path.name} has more than {MAX_BATCH_ROWS:,} rows; split it, or use "
+                             f"`python -m moderation batch` for files of any size.")
+        if not header or not any(h.strip() for h in header):
+            raise ValueError(f"{path.name} has no header row: the first line must name the columns.")
+        twice = sorted({name for name in header if header.count(name) > 1})
+        if twice:
+            raise ValueError(f"{path.name} names a column twice: {', '.join(twice)}.")
+        names = []
+        for i, name in enumerate(header):
+            name = name or f"column_{i + 1}"
+            while name in ADDED_COLUMNS or name in names or (name != header[i] and name in header):
+                name = f"input_{name}"  # a file scored before has `flagged`...; scored twice, `input_flagged` too
+            names.append(name)
+        width = len(names)
+        frame = pd.DataFrame([fields[:width] + [""] * (width - len(fields)) for fields in rows], columns=names,
+                             dtype=object)
+        frame["outcome"] = [INVALID_RECORD if len(fields) > width else None for fields in rows]
     if frame.empty:
         raise ValueError(f"{path.name} has no rows to moderate.")
     return frame
 
 
+def input_columns(frame: pd.DataFrame) -> list[str]:
+    """The columns a user can choose as the text column (not the reader's `outcome`)."""
+    return [c for c in frame.columns if c != "outcome"]
+
+
 def guess_text_column(frame: pd.DataFrame) -> str:
     """The column that most likely holds the texts: a conventional name, else the longest on average."""
-    by_name = {str(c).strip().lower(): c for c in frame.columns}
+    columns = input_columns(frame)
+    by_name = {str(c).strip().lower(): c for c in columns}
     for name in TEXT_COLUMN_NAMES:
         if name in by_name:
             return by_name[name]
-    return max(frame.columns, key=lambda c: frame[c].astype(str).str.len().mean())
+    return max(columns, key=lambda c: frame[c].astype(str).str.len().mean())
 
 
 def moderate_table(frame: pd.DataFrame, column: str, model: str = "default",
@@ -161,8 +201,8 @@ def moderate_table(frame: pd.DataFrame, column: str, model: str = "default",
     """
     from .batch import score_frame
 
-    if column not in frame.columns:
-        raise ValueError(f"No column {column!r}; the file has: {', '.join(map(str, frame.columns))}.")
+    if column not in input_columns(frame):
+        raise ValueError(f"No column {column!r}; the file has: {', '.join(map(str, input_columns(frame)))}.")
     chunks = []
     for start in range(0, len(frame), BATCH_CHUNK):
         chunks.append(score_frame(frame.iloc[start:start + BATCH_CHUNK], column, model=model))
@@ -171,12 +211,19 @@ def moderate_table(frame: pd.DataFrame, column: str, model: str = "default",
     return pd.concat(chunks)
 
 
+def verdict_first(scored: pd.DataFrame, column: str) -> pd.DataFrame:
+    """A scored table for reading on screen: verdict, categories and outcome, then the text, then the rest."""
+    first = ["flagged", "categories", "outcome", column]
+    return scored[first + [c for c in scored.columns if c not in first]]
+
+
 def batch_summary(scored: pd.DataFrame, column: str) -> str:
-    """One line on a scored table: how many rows were flagged, allowed, or had no text to score."""
+    """One line on a scored table: how many rows were flagged, allowed, or not scored and why (every row counts)."""
     flagged, allowed = int((scored["flagged"] == True).sum()), int((scored["flagged"] == False).sum())  # noqa: E712
-    skipped = len(scored) - flagged - allowed  # rows without text: flagged is null, neither True nor False
+    unscored = scored.loc[scored["outcome"] != "scored", "outcome"].value_counts()
+    reasons = ", ".join(f"{count} {outcome}" for outcome, count in unscored.items())
     return (f"{len(scored)} rows from column `{column}`: {flagged} flagged, {allowed} allowed"
-            + (f", {skipped} without text (not scored)." if skipped else "."))
+            + (f", not scored: {reasons}." if reasons else "."))
 
 
 def write_csv(frame: pd.DataFrame, stem: str, folder: str | Path | None = None) -> str:
@@ -185,8 +232,27 @@ def write_csv(frame: pd.DataFrame, stem: str, folder: str | Path | None = None) 
     A web app passes its own cache folder, so its scheduled clean-up deletes the file too.
     """
     path = Path(tempfile.mkdtemp(prefix="moderation-", dir=folder)) / f"{stem}.csv"
-    frame.to_csv(path, index=False)
+    # CRLF rows (RFC 4180): a field holding a bare CR is then quoted, so it cannot start a row of its own.
+    spreadsheet_safe(frame).to_csv(path, index=False, lineterminator="\r\n")
     return str(path)
+
+
+#: A cell a spreadsheet would read as a formula starts with one of these (OWASP, "CSV Injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every text cell that a spreadsheet would run as a formula ("=HYPERLINK(...)", "+cmd|...",
+    "@SUM(...)", "-2+3") prefixed with a single quote, as OWASP advises; numbers and other text are unchanged."""
+    def escape(value):
+        return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object or pd.api.types.is_string_dtype(safe[column]):
+            safe[column] = safe[column].map(escape)
+    safe.columns = [escape(str(c)) for c in safe.columns]
+    return safe
 
 
 # --- Image -------------------------------------------------------------------------------------------------------

@@ -82,7 +82,8 @@ codecs.register_error("moderation-cp1252", _cp1252_fallback)
 csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
-def _decode(data: bytes) -> str:
+def decode_text(data: bytes) -> str:
+    """Bytes of a text file as text: UTF-8, and any byte that is not valid UTF-8 read as Windows-1252."""
     return data.decode("utf-8", errors="moderation-cp1252")
 
 
@@ -148,7 +149,7 @@ def _is_missing(value) -> bool:
 def _read_csv(source: InputFile, block: Block) -> pa.Table:
     width = len(source.columns)
     rows, outcomes = [], []
-    for fields in csv.reader(io.StringIO(_decode(source.read_bytes(block)), newline="")):
+    for fields in csv.reader(io.StringIO(decode_text(source.read_bytes(block)), newline="")):
         if not fields:  # a blank line is not a row
             continue
         outcomes.append(INVALID_RECORD if len(fields) > width else None)
@@ -161,7 +162,7 @@ def _json_record(line: bytes) -> dict | None:
     """The JSON object on one line, or None when the line holds something else (or a lone surrogate, "\\ud800":
     valid JSON, but no UTF-8 string, so Arrow cannot store it and the whole job would stop)."""
     try:
-        record = json.loads(_decode(line))
+        record = json.loads(decode_text(line))
         if b"\\ud" in line.lower():  # cheap test first: only escapes can make a surrogate
             json.dumps(record, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
@@ -249,7 +250,7 @@ def _scan_csv(path: str, chunk_rows: int, text_column: str) -> tuple[InputFile, 
     if b"\r" in raw_header.replace(b"\r\n", b""):  # records are cut at line feeds: a CR-only file would be one
         raise BatchError(f"{path} ends its lines with a carriage return alone (old Mac format); save it with Windows "
                          "or Unix line ends first")
-    header = _decode(raw_header.removeprefix(codecs.BOM_UTF8))
+    header = decode_text(raw_header.removeprefix(codecs.BOM_UTF8))
     names = next(fields for fields in csv.reader(io.StringIO(header, newline="")) if fields)
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:

@@ -17,9 +17,10 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, recall_score
 
 from . import datasets
+from .taxonomy import TEXT_CATEGORIES
 
-#: Categories whose spans count as "toxic" for the Toxic Spans task (spam is not toxicity).
-TOXIC_CATEGORIES = frozenset({"harassment", "hate", "violence", "sexual", "self_harm", "profanity"})
+#: Categories whose spans count as "toxic" for the Toxic Spans task (spam and requests for crime are not toxicity).
+TOXIC_CATEGORIES = frozenset(TEXT_CATEGORIES) - {"spam", "illicit"}
 
 
 @dataclass(frozen=True)

@@ -367,3 +367,64 @@ def grid_search_summary(model: str = "default") -> str:
         f"chosen model scores **{record['test_f1_macro']:.3f}**. A test score close to the CV score means the "
         f"search did not just fit noise in the training data."
     )
+
+
+# --- Fairness: the behavioural suite and unintended-bias AUCs ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FairnessReport:
+    """The behavioural suite's results for one model: goal figures, pass rates and per-term bias metrics."""
+
+    model: str
+    goals: dict[str, float]
+    pass_rates: pd.DataFrame
+    per_term: pd.DataFrame  # term, flagged share of neutral/positive statements, subgroup / BPSN / BNSP AUC
+
+    def reading(self) -> str:
+        g = self.goals
+        worst = self.per_term.sort_values("bpsn_auc").iloc[0]
+        return (f"On {int(self.pass_rates['cases'].sum()):,} behavioural cases written for this project: "
+                f"{g['identity statements flagged']:.1%} of neutral or positive statements about a group are "
+                f"flagged (spread between groups {g['per-term FPR spread']:.1%}), {g['hateful caught']:.1%} of "
+                f"hateful ones are caught, {g['harmful requests flagged']:.1%} of harmful requests and "
+                f"{g['safe look-alikes flagged']:.1%} of their safe look-alikes are flagged. Lowest BPSN AUC: "
+                f"**{worst['term']}** ({worst['bpsn_auc']:.3f}): below 1, some harmless statements about that group "
+                f"score above hateful ones about others. AUCs are over the hate score.")
+
+    def figure_png(self) -> bytes:
+        frame = self.per_term.sort_values("bpsn_auc")
+        figure = Figure(figsize=(9, 8), layout="constrained")
+        axes = figure.subplots()
+        positions = np.arange(len(frame))
+        for offset, column, label in [(-0.27, "subgroup_auc", "subgroup AUC"), (0.0, "bpsn_auc", "BPSN AUC"),
+                                      (0.27, "bnsp_auc", "BNSP AUC")]:
+            axes.barh(positions + offset, frame[column], height=0.27, label=label)
+        axes.set_yticks(positions, labels=frame["term"])
+        axes.set_xlim(min(0.5, float(frame[["subgroup_auc", "bpsn_auc", "bnsp_auc"]].min().min())), 1.0)
+        axes.set_xlabel("AUC of the hate score (1 = hate always scores above non-hate)")
+        axes.set_title(f"{self.model}: unintended bias per identity term (behavioural suite)")
+        axes.legend(loc="lower right")
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+
+_fairness: dict[str, FairnessReport] = {}
+
+
+def evaluate_fairness(model: str = "default") -> FairnessReport:
+    """Run the behavioural suite (moderation/behaviour.py) with `model`; cached per process."""
+    from .behaviour import bias_metrics, goal_figures, pass_rates, run_suite
+
+    name = resolve_model_name(model)
+    with _cache_lock:
+        if name in _fairness:
+            return _fairness[name]
+    results = run_suite(name)
+    identity = results[results["phenomenon"].isin(["identity_neutral", "identity_positive"])]
+    flagged = identity.groupby("term")["flagged"].mean().rename("flagged_share")
+    per_term = bias_metrics(results).join(flagged, on="term")
+    report = FairnessReport(name, goal_figures(results), pass_rates(results).reset_index(), per_term)
+    with _cache_lock:
+        return _fairness.setdefault(name, report)

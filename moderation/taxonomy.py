@@ -13,6 +13,7 @@ TEXT_CATEGORIES: tuple[str, ...] = (
     "self_harm",
     "violence",
     "hate",
+    "illicit",
     "sexual",
     "harassment",
     "spam",
@@ -22,7 +23,8 @@ TEXT_CATEGORIES: tuple[str, ...] = (
 TEXT_CATEGORY_DESCRIPTIONS = MappingProxyType({
     "harassment": "insults, bullying, demeaning a person",
     "hate": "attacks on people for a protected trait",
-    "violence": "threats, incitement, praise of violence",
+    "violence": "threats, incitement, praise of violence, asking how to hurt someone",
+    "illicit": "asking for or offering illegal drugs or weapons, theft, fraud, hacking and other crimes",
     "sexual": "sexual content, solicitation",
     "self_harm": "intent, encouragement or instructions for self-harm",
     "profanity": "obscene or vulgar language",

@@ -75,14 +75,15 @@ def test_tuned_thresholds_cover_every_category_without_loading_a_model():
 
 def test_read_text_table_and_guess_column(tmp_path):
     txt = tmp_path / "lines.txt"
-    txt.write_bytes(b"first line\n\n   \nsecond \xff line\n")
+    txt.write_bytes(b"first line\n\n   \nsecond caf\xe9 line\n")
     frame = support.read_text_table(txt)
-    assert frame["text"].tolist() == ["first line", "second \ufffd line"]
+    # Blank lines are rows without text (counted, as the CLI counts them); non-UTF-8 bytes read as Windows-1252.
+    assert frame["text"].tolist() == ["first line", "", "   ", "second café line"]
     csv = tmp_path / "rows.csv"
     csv.write_text("id,message\n1,hello there\n2,a much longer message than the id\n", encoding="utf-8")
     assert support.guess_text_column(support.read_text_table(csv)) == "message"
     assert support.guess_text_column(pd.DataFrame({"a": ["1", "2"], "b": ["long words", "more words"]})) == "b"
-    (tmp_path / "empty.txt").write_text("\n\n", encoding="utf-8")
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
     with pytest.raises(ValueError, match="no rows"):
         support.read_text_table(tmp_path / "empty.txt")
 
@@ -104,9 +105,38 @@ def test_moderate_table_keeps_rows_and_reports_progress(monkeypatch):
     assert scored["flagged"].tolist()[:2] == [False, True] and scored["outcome"].tolist()[2] == "missing_text"
     assert {f"score_{c}" for c in TEXT_CATEGORIES} <= set(scored.columns)
     assert support.batch_summary(scored, "text") == (
-        "3 rows from column `text`: 1 flagged, 1 allowed, 1 without text (not scored).")
+        "3 rows from column `text`: 1 flagged, 1 allowed, not scored: 1 missing_text.")
     with pytest.raises(ValueError, match="No column 'body'"):
         support.moderate_table(frame, "body")
+
+
+def test_batch_uploads_keep_every_row_in_place(tmp_path):
+    from moderation.batch import INVALID_RECORD
+
+    path = tmp_path / "tricky.csv"
+    # An input column named `outcome` (none scored before), an extra field in the first data row (pandas shifted every
+    # column), a cell starting with a bare CR, and Latin-1 bytes.
+    path.write_bytes(b"text,outcome\nkill yourself,x,EXTRA\nyou are a worthless idiot,\n\"\rhello\",\ncaf\xe9 au lait,\n")
+    frame = support.read_text_table(path)
+    assert support.input_columns(frame) == ["text", "input_outcome"]
+    scored = support.moderate_table(frame, "text")
+    assert scored["outcome"].tolist() == [INVALID_RECORD, "scored", "scored", "scored"]
+    assert scored["text"].tolist()[3] == "café au lait" and scored["flagged"].tolist()[1] is True
+    written = support.write_csv(scored, "out", folder=tmp_path)
+    again = support.read_text_table(written)  # the app's own scored CSV can be uploaded again
+    assert len(again) == 4 and "input_flagged" in again.columns and "input_score_hate" in again.columns
+    assert again["text"].tolist()[2] == "'\rhello"  # one row, and neutralised for spreadsheets
+    rescored = support.moderate_table(again, "text")
+    assert len(rescored) == 4 and rescored["outcome"].tolist()[1:] == ["scored"] * 3
+
+
+def test_scored_csvs_cannot_carry_spreadsheet_formulas(tmp_path):
+    cells = ["=HYPERLINK(\"http://x\",\"click\")", "+cmd|' /C calc'!A0", "@SUM(A1:A9)", "-2+3+cmd|' /C calc'!A0",
+             "\tstarts with a tab", "plain text", "a-b=c"]
+    frame = pd.DataFrame({"text": cells, "flagged": [False] * len(cells), "score_hate": [0.5] * len(cells)})
+    written = pd.read_csv(support.write_csv(frame, "out", folder=tmp_path), dtype=str, keep_default_na=False)
+    assert written["text"].tolist() == ["'" + c for c in cells[:5]] + cells[5:]
+    assert written["score_hate"].tolist() == ["0.5"] * len(cells)
 
 
 def test_app_py_imports_no_ml_library_directly():
@@ -245,7 +275,8 @@ def test_moderate_batch_returns_every_row_and_a_csv(client, tmp_path):
     scored = pd.read_csv(download, keep_default_na=False)
     assert scored["message"].tolist() == rows and scored["id"].tolist() == [1, 2, 3]
     assert scored["flagged"].tolist()[:2] == [False, True]
-    assert table["headers"][:2] == ["id", "message"] and len(table["data"]) == 3
+    # On screen the verdict comes first (the scored CSV keeps the input's column order).
+    assert table["headers"][:5] == ["flagged", "categories", "outcome", "message", "id"] and len(table["data"]) == 3
 
 
 def test_moderate_batch_names_a_missing_column(client, tmp_path):
@@ -604,3 +635,14 @@ def test_stale_blocklist_writes_are_removed_at_start(tmp_path):
     (tmp_path / "other.tmp").write_text("kept", encoding="utf-8")
     assert remove_stale_writes(target) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.tmp"]
+
+
+def test_the_metrics_tab_shows_the_behavioural_suite_and_bias_per_term(client):
+    from moderation.identity import IDENTITY_TERMS
+
+    reading, figure, per_term, rates = client.predict("default", api_name="/evaluate_fairness")
+    assert "behavioural cases" in reading and "BPSN" in reading and figure
+    terms = {row[0] for row in per_term["data"]}
+    assert terms == {t.name for t in IDENTITY_TERMS}
+    assert per_term["headers"] == ["term", "subgroup_auc", "bpsn_auc", "bnsp_auc", "flagged_share"]
+    assert sum(row[1] for row in rates["data"]) == 2001

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from moderation.datasets import LABEL_COLUMNS, near_duplicate_pairs
+from moderation.identity import IDENTITY_TERMS, mentioned_terms
 from moderation.normalize import normalize_text
 
 DATA = Path(__file__).resolve().parent
@@ -39,9 +40,36 @@ def draw_split(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def apply_adjudications(frame: pd.DataFrame) -> pd.DataFrame:
+    """Labels decided after the second, independent labelling (`adjudicated.csv`: text and every label) replace
+    the part's labels for the same text."""
+    path = DATA / "adjudicated.csv"
+    if not path.is_file():
+        return frame
+    decided = pd.read_csv(path, dtype={"text": str}, keep_default_na=False).set_index("text")[LABEL_COLUMNS]
+    hit = frame["text"].isin(decided.index)
+    frame.loc[hit, LABEL_COLUMNS] = decided.loc[frame.loc[hit, "text"], LABEL_COLUMNS].to_numpy()
+    return frame
+
+
+def identity_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per identity term: how many texts mention it, and what share of them is hateful (the datasheet's table)."""
+    mentions = frame["text"].map(mentioned_terms)
+    rows = []
+    for term in IDENTITY_TERMS:
+        hit = mentions.map(lambda found: term.name in found)
+        rows.append({"term": term.name, "kind": term.kind, "texts": int(hit.sum()),
+                     "hateful": int(frame.loc[hit, "hate"].sum()),
+                     "hateful_share": round(float(frame.loc[hit, "hate"].mean()), 3) if hit.any() else 0.0})
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parts = [pd.read_csv(p, dtype={"text": str, "source": str}, keep_default_na=False) for p in sorted((DATA / "parts").glob("*.csv"))]
-    frame = pd.concat(parts, ignore_index=True)
+    # Parts written before a category existed (illicit) carry no column for it: 0 there, as they were labelled.
+    frame = pd.concat(parts, ignore_index=True).fillna({c: 0 for c in LABEL_COLUMNS})
+    frame[LABEL_COLUMNS] = frame[LABEL_COLUMNS].astype(int)
+    frame = apply_adjudications(frame)
     frame["text"] = frame["text"].str.strip()
     frame = frame[frame["text"] != ""]
     key = frame["text"].map(normalize_text)
@@ -63,6 +91,9 @@ def main() -> None:
     print(f"test rows moved to train as near-duplicates (trigram Jaccard >= {NEAR_DUPLICATE}): {len(moved)}; remaining pairs: {len(remaining)}")
     print(frame.groupby("split")[LABEL_COLUMNS].sum().T.assign(total=lambda d: d.sum(axis=1)).to_string())
     print(frame.groupby(["source", "split"]).size().unstack().to_string())
+    table = identity_table(frame)
+    print(f"hate base rate {frame['hate'].mean():.3f}; per identity term:")
+    print(table.to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import numpy as np
 import sklearn
 
 from ..datasets import LABEL_COLUMNS, cache_dir, load_texts
+from ..identity import with_counterfactuals
 from .classical import SPECS, TrainedModel, fit_model, grid_search, read_model_card
 from .features import UNKNOWN_SOURCE, analyze, feature_frame
 from .transformer import TRANSFORMER_MODELS
@@ -60,8 +61,12 @@ def available_models() -> list[str]:
 
 def training_data(split: str):
     """(feature frame, label matrix) for a bundled split; a third of the rows hide their source so that models
-    also work when the caller does not say where a text came from."""
+    also work when the caller does not say where a text came from. The train split also gets a counterfactual
+    copy of every text that names a group, with other groups in its place and the same labels, so no model can
+    learn a group's name as evidence of hate (`moderation.identity.with_counterfactuals`)."""
     frame = load_texts(split)
+    if split == "train":
+        frame = with_counterfactuals(frame)
     hidden = frame["id"].map(lambda i: int(hashlib.md5(i.encode()).hexdigest(), 16) % 3 == 0)
     sources = frame["source"].where(~hidden, UNKNOWN_SOURCE)
     texts = frame["text"].tolist()
