@@ -231,10 +231,10 @@ def generate(prompt, max_new_tokens=60, temperature=0.8, top_p=0.95, seed=-1, po
     """
     yield [], "", "Working… (the generation model loads on first use, once)", 0, None
     try:
+        seed = None if seed is None or seed < 0 else support.whole_number(seed, "The seed")
         stream = moderation.stream_moderated(
-            support.clean_text(prompt), max_new_tokens=int(max_new_tokens), temperature=float(temperature),
-            top_p=float(top_p),
-            seed=None if seed is None or seed < 0 else int(seed), policy=policy,
+            support.clean_text(prompt), max_new_tokens=support.whole_number(max_new_tokens, "Max new tokens"),
+            temperature=float(temperature), top_p=float(top_p), seed=seed, policy=policy,
             blocklist=support.parse_terms(blocklist),
         )
         result = None
@@ -390,7 +390,8 @@ def _generation_tab():
                 temperature = gr.Slider(0.05, 2.0, value=0.8, step=0.05, label="Temperature")
             with gr.Row():
                 top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.01, label="Top-p")
-                seed = gr.Number(-1, label="Seed (-1: random)", precision=0, minimum=-1)
+                # No rounding here: a seed of 1.5 gets a message from the handler, not a silent 2.
+                seed = gr.Number(-1, label="Seed (-1: random)", minimum=-1)
             policy = gr.Radio(["refuse", "warn"], value="refuse", label="When the prompt is flagged")
             blocklist = _textbox("Extra words to suppress (comma or newline separated)")
             button = gr.Button("Generate", variant="primary")

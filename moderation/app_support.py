@@ -58,13 +58,24 @@ def clean_text(text: str | None, *, limit: int = MAX_TEXT_CHARS) -> str:
 
     JSON carries lone surrogates ("\\ud800") that UTF-8 cannot encode, so a verdict echoing one could not be sent
     back; they become U+FFFD. Text over `limit` characters raises ValueError, so an API caller cannot make the
-    server work through megabytes the page would never send.
+    server work through megabytes the page would never send; anything but a str (or None) raises TypeError rather
+    than being moderated as its printed form.
     """
-    text = "" if text is None else str(text)
+    if text is None:
+        return ""
+    if not isinstance(text, str):  # an API caller sent a number or a list where text belongs
+        raise TypeError(f"Expected text, got {type(text).__name__}.")
     if len(text) > limit:
         raise ValueError(f"The text is {len(text):,} characters long; the limit here is {limit:,}. For longer "
                          f"texts use the package or `python -m moderation text --file`.")
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def whole_number(value, name: str) -> int:
+    """A form's number that must be whole (a slider's token count, a seed): 60.0 is 60, 2.7 is an error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or int(value) != value:
+        raise ValueError(f"{name} must be a whole number, got {value!r}.")
+    return int(value)
 
 
 def parse_terms(text: str | None) -> list[str] | None:

@@ -65,6 +65,7 @@ ADDED_COLUMNS = tuple(_ADDED_SCHEMA.names)
 
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 _CHECKPOINT = "_checkpoint.json"  # leading underscore: Parquet dataset readers skip it
+_PART_KEY = b"moderation_part"  # Parquet metadata key of a part's stamp (Job.part_stamp)
 _INT64 = range(-(2**63), 2**63)
 
 
@@ -384,6 +385,11 @@ class Job:
     thresholds: float | dict | None
     schema: pa.Schema  # of every part
 
+    def part_stamp(self, index: int, rows: int) -> dict:
+        """What a part of this job for block `index` records about itself (checked before it is trusted)."""
+        return {"job": hashlib.sha256(f"{self.source.path}|{self.model_version}|{self.thresholds}".encode())
+                .hexdigest()[:16], "block": index, "rows": rows}
+
     def run_block(self, frame: pd.DataFrame, index: int) -> int:
         """Score one block's rows and write them as part `index`, atomically; returns the number of rows."""
         scored = score_frame(frame, self.source.text_column, model=self.model, thresholds=self.thresholds)
@@ -391,7 +397,9 @@ class Job:
         partial = path.with_name(f".{path.name}.{os.getpid()}")  # dot prefix: Parquet dataset readers skip it
         with open(partial, "wb") as handle:
             table = pa.Table.from_pandas(scored, schema=self.schema, preserve_index=False)
-            pq.write_table(table.replace_schema_metadata(), handle)  # no pandas metadata: readers get plain dtypes
+            # No pandas metadata (readers get plain dtypes); instead what the part is, so assembly can verify it.
+            stamp = json.dumps(self.part_stamp(index, len(scored)), sort_keys=True).encode()
+            pq.write_table(table.replace_schema_metadata({_PART_KEY: stamp}), handle)
             handle.flush()
             os.fsync(handle.fileno())  # the rename below must never publish a part whose bytes are not on disk
         os.replace(partial, path)
@@ -406,11 +414,53 @@ def _run_local(job: Job, blocks: list[Block]) -> Iterator[int]:
 # --- checkpoint, output and progress --------------------------------------------------------------------------------
 
 
+def part_problem(job: Job, block: Block) -> str | None:
+    """Why block's part cannot be trusted (missing, unreadable, another block's or job's, wrong row count), or None."""
+    path = part_path(job.parts_dir, block.index)
+    if not path.is_file():
+        return "missing"
+    try:
+        metadata = pq.read_metadata(path)
+        stamp = json.loads((metadata.metadata or {}).get(_PART_KEY, b"null"))
+    except Exception as exc:  # a truncated or foreign file: pyarrow raises several kinds
+        return f"unreadable ({type(exc).__name__})"
+    if stamp != job.part_stamp(block.index, block.rows) or metadata.num_rows != block.rows:
+        return "not this block's part (another block's, another job's, or a different number of rows)"
+    return None
+
+
+def verified_parts(job: Job, blocks: list[Block], done: set[int], warn=None) -> set[int]:
+    """The blocks in `done` whose parts pass `part_problem`; the others are deleted so they are scored again."""
+    good = set()
+    for block in blocks:
+        if block.index not in done:
+            continue
+        problem = part_problem(job, block)
+        if problem is None:
+            good.add(block.index)
+        else:
+            part_path(job.parts_dir, block.index).unlink(missing_ok=True)
+            if warn:
+                warn(f"part {block.index} is {problem}: scoring that block again")
+    return good
+
+
+def _read_checkpoint(manifest: Path) -> dict:
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BatchError(f"the checkpoint {manifest} is damaged ({exc}); delete {manifest.parent} to start over") from None
+    if not isinstance(recorded, dict):
+        raise BatchError(f"the checkpoint {manifest} is not a checkpoint of this program (it holds a "
+                         f"{type(recorded).__name__}); delete {manifest.parent} to start over")
+    return recorded
+
+
 def _open_checkpoint(parts_dir: Path, identity: dict) -> set[int]:
     """Indices of the blocks an earlier run of this same job already wrote; a new checkpoint when there is none."""
     manifest = parts_dir / _CHECKPOINT
     if manifest.is_file():
-        recorded = json.loads(manifest.read_text(encoding="utf-8"))
+        recorded = _read_checkpoint(manifest)
         changed = [key for key in identity if recorded.get(key) != identity[key]]
         if changed:
             raise BatchError(f"{parts_dir} holds a run of a different job ({', '.join(changed)} changed); rerun with "
@@ -567,10 +617,11 @@ def moderate_file(input_path, output_path, *, text_column: str = "text", model: 
                 "text_column": text_column, "model": model_name, "model_version": model_version,
                 "thresholds": thresholds, "chunk_rows": chunk_rows}
     done = _open_checkpoint(parts_dir, json.loads(json.dumps(identity)))
-    pending = [block for block in blocks if block.index not in done]
     stream = sys.stderr if progress is True else progress or None
-    bar = Progress(sum(b.rows for b in blocks), sum(b.rows for b in blocks if b.index in done), stream)
     job = Job(source, str(parts_dir), model_name, model_version, thresholds, output_schema(source))
+    done = verified_parts(job, blocks, done, warn=(lambda line: print(line, file=stream)) if stream else None)
+    pending = [block for block in blocks if block.index not in done]
+    bar = Progress(sum(b.rows for b in blocks), sum(b.rows for b in blocks if b.index in done), stream)
     try:
         if pending:
             if engine == "dask":
@@ -585,6 +636,12 @@ def moderate_file(input_path, output_path, *, text_column: str = "text", model: 
         _row_group.cache_clear()
     bar.close()
     rate = bar.rate
+    # Every part is checked again before it is counted or copied: a part replaced while the job ran (by another
+    # block's part, or a stray file) must fail the job, never yield a success over duplicated and missing rows.
+    problems = [f"part {block.index}: {problem}" for block in blocks if (problem := part_problem(job, block))]
+    if problems:
+        raise BatchError(f"{len(problems)} part(s) in {parts_dir} cannot be trusted ({'; '.join(problems[:3])}); "
+                         f"rerun the same command to score those blocks again")
     outcomes, flagged = _tally(parts_dir, blocks)
     if fmt is not None:
         _assemble(parts_dir, blocks, output, fmt, job.schema)

@@ -61,7 +61,7 @@ IDENTITY_TERMS: tuple[IdentityTerm, ...] = (
     _term("non-binary", "gender identity", "non-binary", "non-binary people", "nonbinary", "enby", "enbies"),
     _term("gay", "sexual orientation", "gay", "gay people", "gays"),
     _term("lesbian", "sexual orientation", "lesbian", "lesbians"),
-    _term("bisexual", "sexual orientation", "bisexual", "bisexual people", "bisexuals"),
+    _term("bisexual", "sexual orientation", "bisexual", "bisexual people", "bisexuals", "bi", "bisexuality"),
     _term("queer", "sexual orientation", "queer", "queer people"),
     _term("disabled", "disability", "disabled", "disabled people", "disability", "disabilities"),
     _term("deaf", "disability", "Deaf", "Deaf people"),

@@ -6,6 +6,7 @@ category is added or renamed in exactly one place.
 from __future__ import annotations
 
 from functools import lru_cache
+from numbers import Real
 from types import MappingProxyType
 
 #: Text categories, most severe first (the order `Verdict.categories` uses).
@@ -83,11 +84,15 @@ def resolve_thresholds(overrides, defaults, categories: tuple[str, ...]) -> dict
     merged = {c: float(defaults.get(c, DEFAULT_THRESHOLD)) for c in categories}
     if overrides is None:
         return merged
-    if isinstance(overrides, (int, float)):
+    if isinstance(overrides, bool):
+        raise ValueError(f"thresholds must be a number in [0, 1] or a mapping category -> number, got {overrides!r}")
+    if isinstance(overrides, Real):
         overrides = {c: overrides for c in categories}
     for name, value in dict(overrides).items():
         if name not in merged:
             raise ValueError(f"unknown category {name!r}; expected one of {', '.join(categories)}")
+        if isinstance(value, bool) or not isinstance(value, Real):  # True is not a threshold of 1.0
+            raise ValueError(f"threshold for {name!r} must be a number in [0, 1], got {value!r}")
         value = float(value)
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"threshold for {name!r} must be in [0, 1], got {value}")

@@ -646,3 +646,13 @@ def test_the_metrics_tab_shows_the_behavioural_suite_and_bias_per_term(client):
     assert terms == {t.name for t in IDENTITY_TERMS}
     assert per_term["headers"] == ["term", "subgroup_auc", "bpsn_auc", "bnsp_auc", "flagged_share"]
     assert sum(row[1] for row in rates["data"]) == 2001
+
+
+def test_wrong_typed_api_inputs_get_a_message_not_a_guess(served_app):
+    assert support.clean_text(None) == ""
+    with pytest.raises(TypeError, match="Expected text, got int"):
+        support.clean_text(12345)
+    event, error = call_http_api(served_app, "generate", prompt="hello", max_new_tokens=2.7)
+    assert event == "error" and "whole number" in error["error"]
+    event, error = call_http_api(served_app, "generate", prompt="hello", seed=1.5)
+    assert event == "error" and "whole number" in error["error"]

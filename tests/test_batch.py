@@ -175,6 +175,48 @@ def test_an_interrupted_run_resumes_without_scoring_a_block_twice(tmp_path, fram
     assert not parts.exists()
 
 
+def test_a_replaced_truncated_or_stray_part_is_scored_again_never_assembled(tmp_path, frame):
+    source, target = tmp_path / "in.csv", tmp_path / "out"
+    write_input(frame, source)
+    moderate_file(source, target, chunk_rows=4, progress=False)
+    reference = pd.read_parquet(target)
+    parts = sorted(target.glob("part-*.parquet"))
+    parts[2].write_bytes(parts[1].read_bytes())  # another block's valid part in its place: duplicated ids before
+    parts[3].write_bytes(parts[3].read_bytes()[:100])  # a truncated part: a Parquet error on every rerun before
+    stream = io.StringIO()
+    summary = moderate_file(source, target, chunk_rows=4, progress=stream)
+    assert "part 2 is not this block's part" in stream.getvalue() and "part 3 is unreadable" in stream.getvalue()
+    assert summary.resumed_rows == len(frame) - 8 and summary.rows == len(frame)
+    pd.testing.assert_frame_equal(pd.read_parquet(target), reference)
+
+
+def test_a_part_replaced_during_the_run_fails_the_job(tmp_path, frame, monkeypatch):
+    source, target = tmp_path / "in.csv", tmp_path / "out"
+    write_input(frame, source)
+    real_run_block = batch.Job.run_block
+
+    def sabotaged(job, block_frame, index):
+        rows = real_run_block(job, block_frame, index)
+        if index == 1:  # a stray part lands on block 0's name while the job runs
+            batch.part_path(job.parts_dir, 0).write_bytes(batch.part_path(job.parts_dir, 1).read_bytes())
+        return rows
+
+    monkeypatch.setattr(batch.Job, "run_block", sabotaged)
+    with pytest.raises(BatchError, match="part 0: not this block's part"):
+        moderate_file(source, target, chunk_rows=4, progress=False)
+
+
+@pytest.mark.parametrize("content, message", [(b"\x00garbage", "is damaged"), (b"[1, 2]", "holds a list")])
+def test_a_damaged_checkpoint_is_named(tmp_path, frame, content, message):
+    source, target = tmp_path / "in.csv", tmp_path / "out"
+    write_input(frame, source)
+    target.mkdir()
+    (target / "_checkpoint.json").write_bytes(content)
+    with pytest.raises(BatchError, match=message) as raised:
+        moderate_file(source, target, progress=False)
+    assert "_checkpoint.json" in str(raised.value)
+
+
 def test_an_existing_output_is_never_overwritten(tmp_path, frame):
     source, target = tmp_path / "in.csv", tmp_path / "out.jsonl"
     write_input(frame, source)

@@ -41,11 +41,11 @@ def data_version() -> str:
 def features_version() -> str:
     """A digest of what turns a text into model inputs (normaliser, lexicon and its terms, feature code): a model
     cached under other features is refitted, never reused."""
-    from .. import lexicon, normalize
+    from .. import identity, lexicon, normalize
     from . import features
 
     digest = hashlib.sha256(resources.files("moderation.data").joinpath("lexicon.tsv").read_bytes())
-    for module in (normalize, lexicon, features):
+    for module in (normalize, lexicon, features, identity):  # identity: the counterfactual copies trained on
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()[:12]
 
