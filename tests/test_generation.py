@@ -203,3 +203,36 @@ def test_model_comes_from_the_environment(gpt2, monkeypatch):
     monkeypatch.setenv("MODERATION_GENERATION_MODEL", gpt2)
     assert generate_moderated(PROMPT, seed=0, max_new_tokens=5) == generate_moderated(
         PROMPT, model=gpt2, seed=0, max_new_tokens=5)
+
+
+def test_streams_resumed_on_other_threads_never_fail(gpt2):
+    """Gradio resumes a streaming handler on whichever worker thread is free. Inference mode held across a `yield`
+    made generations fail with "Inference tensors cannot be saved for backward"."""
+    import threading
+
+    def next_on_a_new_thread(stream):
+        box = {}
+
+        def step():
+            try:
+                box["value"] = next(stream, None)
+            except Exception as exc:  # noqa: BLE001 - re-raised on the test's thread
+                box["error"] = exc
+
+        thread = threading.Thread(target=step)
+        thread.start()
+        thread.join(timeout=120)
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    finals = []
+    for seed in range(6):
+        stream = stream_moderated(PROMPT, model=gpt2, max_new_tokens=12, seed=seed)
+        result = None
+        while (step := next_on_a_new_thread(stream)) is not None:  # every step on a thread of its own
+            result = step
+        finals.append(result)
+    assert all(isinstance(r, GenerationResult) for r in finals) and len(finals) == 6
+    again = generate_moderated(PROMPT, model=gpt2, max_new_tokens=12, seed=3)
+    assert again.text == finals[3].text  # same seed, same text, whichever threads ran it
