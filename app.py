@@ -41,6 +41,9 @@ SPAN_COLOURS = {"self_harm": "#D55E00", "violence": "#CC79A7", "hate": "#E69F00"
 MAX_FILE_SIZE = "20mb"
 #: Requests that start work (queue joins, REST calls) per client per minute; 0 turns the limit off.
 RATE_LIMIT_ENV = "MODERATION_RATE_LIMIT"
+#: Sessions whose state the server keeps (the oldest go first), and the total size of uploads kept at once.
+MAX_SESSIONS_ENV, MAX_SESSIONS = "MODERATION_MAX_SESSIONS", 1000
+UPLOAD_BUDGET_ENV = "MODERATION_UPLOAD_BUDGET_MB"
 #: Gradio deletes uploads and outputs older than an hour, every hour (and all of them when the server stops).
 DELETE_CACHE = (3600, 3600)
 #: Adding and removing known images: on by default only when the server listens on loopback (strangers cannot
@@ -51,9 +54,13 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 logger = logging.getLogger(__name__)
 
 
-def _example_texts() -> list[str]:
+def _example_texts() -> list[tuple[str, str]]:
+    """(text, expected verdict) for each example in examples/texts.csv (a test checks the default model agrees)."""
     path = EXAMPLES / "texts.csv"
-    return support.read_text_table(path)["text"].tolist() if path.is_file() else []
+    if not path.is_file():
+        return []
+    table = support.read_text_table(path)
+    return list(zip(table["text"], table["expected"]))
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -82,15 +89,15 @@ def _user_error(exc: Exception) -> gr.Error:
 # --- Text --------------------------------------------------------------------------------------------------------
 
 
-def moderate_text(text, model="default", custom_thresholds=False, blocklist="", allowlist="",
-                  progress=gr.Progress(), *thresholds):
-    """Moderate one text; thresholds (one per category, taxonomy order) apply only when `custom_thresholds`."""
+def moderate_text(text, model="default", blocklist="", allowlist="", progress=gr.Progress(), *thresholds):
+    """Moderate one text with the sliders' thresholds (one per category, taxonomy order; they start at, and move
+    to, the chosen model's tuned values, so an untouched slider means the tuned threshold)."""
     progress(0, desc=f"Running {model} (a model loads on first use, once)")
     try:
         verdict = moderation.moderate_text(
             support.clean_text(text), model=model, blocklist=support.parse_terms(blocklist),
             allowlist=support.parse_terms(allowlist),
-            thresholds=dict(zip(TEXT_CATEGORIES, thresholds)) if custom_thresholds else None,
+            thresholds=dict(zip(TEXT_CATEGORIES, thresholds)) if thresholds else None,
         )
     except _USER_ERRORS as exc:
         raise _user_error(exc) from None
@@ -184,7 +191,7 @@ def moderate_image(image, progress=gr.Progress()):
         raise _user_error(exc) from None
     headline, notes = support.image_summary(verdict)
     preview = censored_preview(image) if verdict.flagged else None
-    return headline, verdict.scores, dict(verdict.labels), preview, notes, verdict.to_dict()
+    return headline, support.assessed_scores(verdict), dict(verdict.labels), preview, notes, verdict.to_dict()
 
 
 def blocklist_editing_allowed() -> bool:
@@ -310,7 +317,7 @@ def _text_tab():
             text = _textbox("Text to moderate", lines=4, placeholder="Type or paste a message…")
             model = gr.Dropdown(models, value=models[0], label="Model")
             with gr.Accordion("Thresholds and custom word lists", open=False):
-                custom = gr.Checkbox(False, label="Use these thresholds instead of the model's tuned ones")
+                gr.Markdown("Each slider starts at the model's tuned threshold; moving it takes effect at once.")
                 tuned = support.tuned_thresholds(models[0])
                 sliders = [gr.Slider(0, 1, value=tuned[c], step=0.01, label=c) for c in TEXT_CATEGORIES]
                 blocklist = _textbox("Blocklist: always flag these terms (comma or newline separated)")
@@ -319,18 +326,21 @@ def _text_tab():
         with gr.Column(scale=4):
             verdict = gr.Markdown(elem_id="text-verdict")
             highlighted = gr.HighlightedText(label="Offending spans", color_map=SPAN_COLOURS, show_legend=True)
-            scores = gr.Label(label="Category scores", num_top_classes=len(TEXT_CATEGORIES))
+            # No heading: the verdict line above says what was flagged; a top category shown large under
+            # "Text allowed" read as a contradiction.
+            scores = gr.Label(label="Category scores", num_top_classes=len(TEXT_CATEGORIES), show_heading=False)
             status = gr.Markdown()
             with gr.Accordion("Raw JSON", open=False):
                 raw = gr.JSON()
-    inputs = [text, model, custom, blocklist, allowlist, *sliders]
+    inputs = [text, model, blocklist, allowlist, *sliders]
     outputs = [verdict, scores, highlighted, raw, status]
     button.click(moderate_text, inputs, outputs, api_name="moderate_text", concurrency_limit=4)
     text.submit(moderate_text, inputs, outputs, api_visibility="private", concurrency_limit=4)
     model.change(thresholds_for, model, sliders, api_visibility="private")
     examples = _example_texts()
     if examples:
-        gr.Examples([[e] for e in examples], inputs=[text], label="Examples (from examples/texts.csv)")
+        gr.Examples([[t] for t, _ in examples], inputs=[text], label="Examples (expected verdict after the arrow)",
+                    example_labels=[f"{t}  →  {expected}" for t, expected in examples])
 
     with gr.Accordion("Batch: moderate a whole CSV or TXT file", open=False):
         with gr.Row():
@@ -363,8 +373,9 @@ def _image_tab():
                 blocklist_status = gr.Markdown()
         with gr.Column():
             verdict = gr.Markdown(elem_id="image-verdict")
-            scores = gr.Label(label="Category scores", num_top_classes=len(IMAGE_CATEGORIES))
-            labels = gr.Label(label="Top classifier labels")
+            scores = gr.Label(label="Category scores (assessed categories only)", num_top_classes=len(IMAGE_CATEGORIES),
+                              show_heading=False)
+            labels = gr.Label(label="Top classifier labels (ImageNet classes, not verdicts)", show_heading=False)
             preview = gr.Image(label="Censored preview (shown when flagged)", interactive=False)
             notes = gr.Markdown()
             with gr.Accordion("Raw JSON", open=False):
@@ -483,7 +494,16 @@ def launch_options() -> dict:
         # Behind a Space's proxy every request comes from the proxy: the visitor is in X-Forwarded-For.
         middleware.append(Middleware(serving.ClientRateLimit, paths=("/gradio_api/queue/join", "/gradio_api/call/"),
                                      limiter=limiter, trust_forwarded=bool(os.environ.get("SPACE_ID"))))
-    return {"max_file_size": MAX_FILE_SIZE, "app_kwargs": {"middleware": middleware}}
+    middleware.append(Middleware(serving.UploadBudget, folder=gr.utils.get_upload_folder(), budget=upload_budget))
+    # Every raw REST call is a session of its own: keep the most recent ones only (Gradio keeps 10,000, ~200 KB each).
+    sessions = int(os.environ.get(MAX_SESSIONS_ENV, "").strip() or MAX_SESSIONS)
+    return {"max_file_size": MAX_FILE_SIZE, "state_session_capacity": sessions, "app_kwargs": {"middleware": middleware}}
+
+
+def upload_budget() -> int:
+    """Bytes of uploads kept at once (MODERATION_UPLOAD_BUDGET_MB, read on every upload)."""
+    megabytes = os.environ.get(UPLOAD_BUDGET_ENV, "").strip()
+    return int(float(megabytes) * 2**20) if megabytes else serving.UPLOAD_BUDGET_BYTES
 
 
 def _stop_on_sigterm() -> None:
@@ -506,6 +526,7 @@ def main(argv=None) -> None:
     share = share_requested(parser.parse_args(argv).share)
     support.limit_malloc_arenas()  # before the server's threads start allocating
     remove_stale_writes()  # temporary files of a blocklist write that a killed server left behind
+    support.remove_old_files(gr.utils.get_upload_folder(), DELETE_CACHE[1])  # uploads a killed server left behind
     _stop_on_sigterm()
     # Server name and port are left to Gradio, which reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT.
     demo.launch(share=share, prevent_thread_lock=True, **launch_options())

@@ -53,6 +53,26 @@ def limit_malloc_arenas(count: int = 2) -> bool:
         return False
 
 
+def remove_old_files(folder: str | Path, older_than_seconds: float) -> int:
+    """Delete files under `folder` last modified more than `older_than_seconds` ago (and folders left empty);
+    returns how many files went. Run at start for uploads a killed server left behind."""
+    import time
+
+    folder, removed, cutoff = Path(folder), 0, time.time() - older_than_seconds
+    if not folder.is_dir():
+        return 0
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        except OSError:
+            pass
+    return removed
+
+
 def clean_text(text: str | None, *, limit: int = MAX_TEXT_CHARS) -> str:
     """A form field's or API argument's text made safe to process and to send back (None is empty).
 
@@ -296,6 +316,12 @@ def received_upload(path, folders) -> str:
     return str(resolved)
 
 
+def assessed_scores(verdict) -> dict[str, float]:
+    """The image categories some model could see, with their scores: one nobody assesses is not a 0% (safe) bar,
+    it is listed as not assessed in the notes."""
+    return {c: s for c, s in verdict.scores.items() if c not in verdict.not_assessed}
+
+
 def image_summary(verdict) -> tuple[str, str]:
     """(verdict line, blocklist and coverage notes) for an ImageVerdict, as Markdown."""
     reasons = list(verdict.categories) + (["known image"] if verdict.matched_blocklist else [])
@@ -310,9 +336,12 @@ def image_summary(verdict) -> tuple[str, str]:
     if verdict.not_assessed:
         notes.append(f"Not assessed (no model configured that can see them): {', '.join(verdict.not_assessed)}. "
                      f"Set MODERATION_NSFW_MODEL to an NSFW classifier to cover them.")
-    notes.append(f"Model: `{shown_model_name(verdict.model)}`"
-                 + (f", NSFW model: `{shown_model_name(verdict.nsfw_model)}`" if verdict.nsfw_model else "")
-                 + f"; frames checked: {verdict.frames_checked}.")
+    if verdict.model:
+        notes.append(f"Model: `{shown_model_name(verdict.model)}`"
+                     + (f", NSFW model: `{shown_model_name(verdict.nsfw_model)}`" if verdict.nsfw_model else "")
+                     + f"; frames checked: {verdict.frames_checked}.")
+    else:
+        notes.append("The image classifier could not be loaded, so only the known-image blocklist was checked.")
     return headline, "\n\n".join(notes)
 
 

@@ -16,6 +16,8 @@ from collections import deque
 
 #: Largest request body, uploads aside: a 100,000-character text is at most ~600 kB of JSON even fully escaped.
 MAX_BODY_BYTES = 2 * 2**20
+#: Total bytes of uploads the server keeps at once (Gradio deletes them after an hour, and all of them at a stop).
+UPLOAD_BUDGET_BYTES = 2 * 2**30
 #: Work requests one client may start: a burst, and a sustained rate.
 BURST_REQUESTS = 20
 BURST_SECONDS = 10.0
@@ -134,4 +136,42 @@ class ClientRateLimit:
                 return await _send_json(
                     send, 429, f"Too many requests from your address; try again in {wait:.0f} s.",
                     ((b"retry-after", str(max(1, round(wait))).encode()),))
+        return await self.app(scope, receive, send)
+
+
+def folder_bytes(folder) -> int:
+    """Bytes of every file under `folder` (0 when it does not exist)."""
+    import os
+
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:  # deleted meanwhile by the cache clean-up
+                pass
+    return total
+
+
+class UploadBudget:
+    """507 for an upload that would take the upload folder over `budget()` bytes, so uploads cannot fill the disk
+    (117 MiB/s arrived with no total cap). `budget` is called per upload, so an operator's setting applies at once;
+    the folder is measured at most once a second."""
+
+    def __init__(self, app, folder, budget, path: str = "/gradio_api/upload", clock=time.monotonic):
+        self.app, self.folder, self.budget, self.path, self.clock = app, folder, budget, path, clock
+        self._measured = (-1.0, 0)
+
+    def _used(self) -> int:
+        at, used = self._measured
+        if self.clock() - at > 1.0:
+            self._measured = (self.clock(), folder_bytes(self.folder))
+        return self._measured[1]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("method") == "POST" and scope.get("path", "").startswith(self.path):
+            incoming = next((int(v) for k, v in scope.get("headers", ()) if k == b"content-length" and v.isdigit()), 0)
+            if self._used() + incoming > self.budget():
+                return await _send_json(send, 507, "The server's space for uploads is full right now; try again in a "
+                                                   "few minutes.")
         return await self.app(scope, receive, send)

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -27,6 +28,8 @@ EXAMPLE_IMAGE = ROOT / "examples" / "images" / "coffee.jpg"
 OTHER_IMAGE = ROOT / "examples" / "images" / "rocket.jpg"
 #: Work requests per client per minute in the served app: far above what the tests send, except the flood test.
 TEST_RATE_LIMIT = 900
+#: Sessions the served app keeps: small, so that the test of the bound is quick.
+TEST_MAX_SESSIONS = 30
 
 
 # --- moderation.app_support (no server) ----------------------------------------------------------------------------
@@ -178,6 +181,7 @@ def served_app(tiny_models, tmp_path_factory):
         patch.delenv("MODERATION_BLOCKLIST_EDITING", raising=False)
         patch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
         patch.setenv("MODERATION_RATE_LIMIT", str(TEST_RATE_LIMIT))
+        patch.setenv("MODERATION_MAX_SESSIONS", str(TEST_MAX_SESSIONS))
         app = load_app()
         app.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
                         **app.launch_options())
@@ -228,11 +232,11 @@ def test_moderate_text_thresholds_and_word_lists(client):
     line, *_, raw, _ = client.predict("we grow pineapple on the farm", blocklist="pineapple", api_name="/moderate_text")
     assert raw["flagged"] and "profanity" in raw["categories"]
     strict = {c: 1.0 for c in TEXT_CATEGORIES}
-    *_, raw, _ = client.predict("you are a worthless idiot", custom_thresholds=True, api_name="/moderate_text",
-                                **strict)
+    # Moving a slider takes effect at once (there used to be a box to tick first, and sliders alone did nothing).
+    *_, raw, _ = client.predict("you are a worthless idiot", api_name="/moderate_text", **strict)
     assert raw["thresholds"] == strict and raw["flagged"] == any(s >= 1.0 for s in raw["scores"].values())
     *_, raw, _ = client.predict("you are a worthless idiot", api_name="/moderate_text")
-    assert raw["thresholds"] != strict  # unchecked box: the model's tuned thresholds again
+    assert raw["thresholds"] == support.tuned_thresholds("default")  # untouched sliders: the tuned thresholds
 
 
 def call_http_api(app, api_name: str, **arguments):
@@ -656,3 +660,65 @@ def test_wrong_typed_api_inputs_get_a_message_not_a_guess(served_app):
     assert event == "error" and "whole number" in error["error"]
     event, error = call_http_api(served_app, "generate", prompt="hello", seed=1.5)
     assert event == "error" and "whole number" in error["error"]
+
+
+def test_a_blocklisted_image_is_flagged_even_without_a_classifier(client, monkeypatch, tmp_path):
+    from gradio_client import handle_file
+
+    client.predict(handle_file(EXAMPLE_IMAGE), note="known bad", api_name="/image_blocklist_add")
+    try:
+        monkeypatch.setenv("MODERATION_IMAGE_MODEL", str(tmp_path / "no-such-model"))
+        line, scores, labels, preview, notes, raw = client.predict(handle_file(EXAMPLE_IMAGE),
+                                                                   api_name="/moderate_image")
+        assert raw["flagged"] and raw["matched_blocklist"]["note"] == "known bad" and "known image" in line
+        assert "only the known-image blocklist was checked" in notes and preview is not None
+        assert raw["not_assessed"] == list(IMAGE_CATEGORIES)
+    finally:
+        monkeypatch.undo()  # the tiny checkpoint again, before the entry is removed
+        client.predict(handle_file(EXAMPLE_IMAGE), api_name="/image_blocklist_remove")
+
+
+def test_score_panels_show_only_what_a_model_assessed(client):
+    from gradio_client import handle_file
+
+    *_, raw = client.predict(handle_file(EXAMPLE_IMAGE), api_name="/moderate_image")
+    line, scores, *_ = client.predict(handle_file(EXAMPLE_IMAGE), api_name="/moderate_image")
+    shown = {c["label"] for c in scores["confidences"]}
+    assert shown == set(IMAGE_CATEGORIES) - set(raw["not_assessed"]) and "sexual" not in shown
+
+
+def test_the_server_keeps_a_bounded_number_of_sessions(served_app):
+    # Each raw REST call is a new Gradio session; Gradio kept 10,000 of them (~200 KB each: 1 GB and more).
+    url = f"{served_app.demo.local_url}gradio_api/call/v2/moderate_text"
+    for i in range(TEST_MAX_SESSIONS + 20):
+        status, reply = _post(url, json.dumps({"text": f"hello {i}"}).encode())
+        assert status == 200
+        with urllib.request.urlopen(f"{url}/{reply['event_id']}", timeout=60) as response:
+            response.read()
+    assert len(served_app.demo.state_holder.session_data) <= TEST_MAX_SESSIONS
+
+
+def test_uploads_stop_at_the_upload_budget(served_app, monkeypatch):
+    import gradio as gr
+
+    from moderation.serving import folder_bytes
+
+    used = folder_bytes(gr.utils.get_upload_folder())
+    monkeypatch.setenv("MODERATION_UPLOAD_BUDGET_MB", str((used + 2**19) / 2**20))  # half a MiB of room left
+    boundary = "x-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + b"0" * 2**20 + f"\r\n--{boundary}--\r\n".encode()
+    time.sleep(1.1)  # the folder is measured at most once a second
+    status, reply = _post(f"{served_app.demo.local_url}gradio_api/upload", body,
+                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 507 and "space for uploads is full" in reply["error"]
+
+
+def test_uploads_a_killed_server_left_behind_are_removed_at_start(tmp_path):
+    old, new = tmp_path / "abc" / "old.png", tmp_path / "def" / "new.png"
+    for path in (old, new):
+        path.parent.mkdir()
+        path.write_bytes(b"x")
+    os.utime(old, (1, 1))
+    assert support.remove_old_files(tmp_path, 3600) == 1
+    assert not old.parent.exists() and new.is_file()

@@ -76,9 +76,18 @@ def moderate_image(
     matched = match_blocklist(frames, path=blocklist)
 
     # torch and transformers load on first use, after a bad upload has already been turned away.
+    from ..hub import ModelUnavailableError
     from . import classifier
 
-    imagenet = classifier.load_image_classifier(model)
+    try:
+        imagenet = classifier.load_image_classifier(model)
+    except ModelUnavailableError:
+        if matched is None:
+            raise
+        # The known-image check needs no classifier: a listed image is flagged whether or not one can be loaded.
+        return ImageVerdict(flagged=True, scores={c: 0.0 for c in IMAGE_CATEGORIES}, categories=[], labels=[],
+                            matched_blocklist=matched, thresholds=applied, model="", nsfw_model=None,
+                            not_assessed=list(IMAGE_CATEGORIES), frames_checked=len(frames))
     nsfw = classifier.load_nsfw_classifier(nsfw_model)
     scores, label_peaks = classifier.score_frames(imagenet, frames)
     assessed = imagenet.categories

@@ -54,7 +54,7 @@ DEFAULT_TOXIC_BERT = "unitary/toxic-bert"
 EMBEDDING_PREFIX = "emb_"
 
 #: unitary/toxic-bert's Jigsaw labels -> our categories; where several feed one category the highest counts.
-#: Categories no label covers (sexual, self_harm, spam) are scored by the lexicon evidence alone.
+#: Categories no label covers (sexual, self_harm, illicit, spam) are scored by the lexicon evidence alone.
 TOXIC_BERT_LABELS = MappingProxyType({
     "toxic": "harassment",
     "severe_toxic": "harassment",
