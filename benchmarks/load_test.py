@@ -4,6 +4,10 @@
     python -m benchmarks.load_test --callers 10 --duration 20       # a quick look
     python -m benchmarks.load_test --requests 10000 --callers 20    # does memory stay flat over 10,000 requests?
     python -m benchmarks.load_test --image-callers 2                # image callers too (tiny local ViT)
+    python -m benchmarks.load_test --callers 0 --rest-callers 20 --requests 5000 --rss-every 500
+                                                                    # raw REST: every request a new session
+    python -m benchmarks.load_test --callers 0 --rest-callers 10 --flood 300 --duration 60
+                                                                    # one client floods /generate meanwhile
 
 The server runs as a visitor meets it: its own process, Gradio's queue and concurrency limits, HTTP and JSON, with
 analytics and the hub off and a throw-away image blocklist. Every caller is its own `gradio_client.Client` (its own
@@ -11,6 +15,14 @@ session) and sends one request after another, cycling through the bundled test t
 emoji and right-to-left, zero-width evasions, 5 KB); image callers send the example photos. The script prints
 requests, failures, throughput, latency p50/p95/max as callers see it (queueing included) and the server's resident
 memory (RSS, from /proc) after warm-up and at the end, and every --rss-every requests in --requests mode.
+
+REST callers (`--rest-callers`) are what scripts and hostile visitors send: plain HTTP to /gradio_api/call, each
+request a new Gradio session, each from another loopback address (127.0.0.10 to .249 in turn), so the server's
+per-client rate limit (on, as the app ships it) sees many visitors. `--flood N` adds one more client
+(127.0.0.250) that posts N generation requests as fast as it can without reading a result, while the others are
+served: the report gives the others' latency and how many of the flood were refused (HTTP 429). The
+gradio_client callers all come from 127.0.0.1, so the rate limit is off (MODERATION_RATE_LIMIT=0) unless
+--rest-callers or --flood is used and --callers is 0.
 
 It stops by itself: at --duration (or after --requests) no caller starts another request, requests in flight get
 --request-timeout to finish, and the server is terminated. Exit status 1 if any request failed or never finished.
@@ -57,12 +69,14 @@ def rss_mib(pid: int) -> float | None:
 class Server:
     """`python app.py` on a free loopback port; output goes to a log file that is shown if the server dies."""
 
-    def __init__(self, workdir: Path, with_image_model: bool, start_timeout: float):
+    def __init__(self, workdir: Path, with_image_model: bool, start_timeout: float, rate_limit: bool = False):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
                "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "MODERATION_SHARE": "0",
                "MODERATION_IMAGE_BLOCKLIST": str(workdir / "blocklist.json")}
+        if not rate_limit:
+            env["MODERATION_RATE_LIMIT"] = "0"
         if with_image_model:
             from moderation.testing.tiny_models import build_tiny_models  # torch: only when images are sent
 
@@ -159,6 +173,69 @@ def caller(client: Client, endpoint: str, inputs, tally: Tally, request_timeout:
             tally.record(endpoint, time.perf_counter() - started, None)
 
 
+def rest_call(base_url: str, source: str, endpoint: str, payload: dict, timeout: float) -> int:
+    """One raw REST call from loopback address `source` (a new Gradio session): POST, then read the result stream.
+    Returns the HTTP status of the POST; raises on a failed result."""
+    import http.client
+    import json
+
+    connection = http.client.HTTPConnection("127.0.0.1", int(base_url.rsplit(":", 1)[1].strip("/")), timeout=timeout,
+                                            source_address=(source, 0))
+    try:
+        connection.request("POST", f"/gradio_api/call/v2{endpoint}", body=json.dumps(payload),
+                           headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        reply = response.read()
+        if response.status != 200:
+            return response.status
+        event_id = json.loads(reply)["event_id"]
+        connection.request("GET", f"/gradio_api/call/v2{endpoint}/{event_id}")
+        stream = connection.getresponse().read().decode("utf-8", "replace")
+    finally:
+        connection.close()
+    if "event: error" in stream:
+        raise RuntimeError(stream.split("data:", 1)[-1].strip()[:160])
+    return 200
+
+
+def rest_caller(base_url: str, first: int, stride: int, inputs, tally: Tally, request_timeout: float) -> None:
+    """Requests from a new loopback address each time (127.0.0.10 to .249): many visitors, each a new session."""
+    addresses = cycle(range(10 + first, 250, stride))
+    for value in cycle(inputs):
+        if not tally.claim():
+            return
+        started = time.perf_counter()
+        try:
+            status = rest_call(base_url, f"127.0.0.{next(addresses)}", "/moderate_text", {"text": value},
+                               request_timeout)
+            if status != 200:
+                raise RuntimeError(f"HTTP {status}")
+        except Exception as error:  # every failure is counted and reported, whatever its kind
+            tally.record("REST /moderate_text", None, error)
+        else:
+            tally.record("REST /moderate_text", time.perf_counter() - started, None)
+
+
+def flood(base_url: str, count: int, statuses: Counter) -> None:
+    """`count` generation requests from one address, as fast as possible, never reading a result."""
+    import http.client
+    import json
+
+    port = int(base_url.rsplit(":", 1)[1].strip("/"))
+    for _ in range(count):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=("127.0.0.250", 0))
+        try:
+            connection.request("POST", "/gradio_api/call/v2/generate", body=json.dumps({"prompt": "Once upon a time"}),
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            statuses[response.status] += 1
+        except OSError as error:
+            statuses[type(error).__name__] += 1
+        finally:
+            connection.close()
+
+
 def texts_to_send() -> list[str]:
     from moderation.datasets import load_texts
 
@@ -176,7 +253,9 @@ def run(args) -> int:
     texts = texts_to_send()
     images = [handle_file(str(p)) for p in sorted((ROOT / "examples" / "images").glob("*.jpg"))]
     with tempfile.TemporaryDirectory(prefix="moderation-load-") as workdir:
-        server = Server(Path(workdir), with_image_model=args.image_callers > 0, start_timeout=args.start_timeout)
+        limited = (args.rest_callers or args.flood) and not args.callers and not args.image_callers
+        server = Server(Path(workdir), with_image_model=args.image_callers > 0 or args.flood > 0,
+                        start_timeout=args.start_timeout, rate_limit=bool(limited))
         try:
             print(f"server: python app.py at {server.url} (pid {server.process.pid}), up in "
                   f"{server.startup_seconds:.1f} s", flush=True)
@@ -185,12 +264,20 @@ def run(args) -> int:
                      for i in range(args.image_callers)]
             clients = [Client(server.url, verbose=False, analytics_enabled=False, download_files=False)
                        for _ in plan]
-            for endpoint in dict(plan):  # warm-up: each model loads on first use, before memory is measured
-                clients[0].predict((texts if endpoint == "/moderate_text" else images)[0], api_name=endpoint)
+            warm = clients[0] if clients else Client(server.url, verbose=False, analytics_enabled=False)
+            for endpoint in {*dict(plan), "/moderate_text"}:  # warm-up: models load on first use, before memory
+                warm.predict((texts if endpoint == "/moderate_text" else images)[0], api_name=endpoint)
             rss_before = server.rss
             tally = Tally(server, args.requests, args.rss_every)
             threads = [threading.Thread(target=caller, args=(client, endpoint, inputs, tally, args.request_timeout),
                                         daemon=True) for client, (endpoint, inputs) in zip(clients, plan)]
+            threads += [threading.Thread(target=rest_caller, daemon=True,
+                                         args=(server.url, i, args.rest_callers, texts[i::args.rest_callers],
+                                               tally, args.request_timeout)) for i in range(args.rest_callers)]
+            flood_statuses: Counter = Counter()
+            if args.flood:
+                threads.append(threading.Thread(target=flood, args=(server.url, args.flood, flood_statuses),
+                                                daemon=True))
             started = time.monotonic()
             for thread in threads:
                 thread.start()
@@ -209,13 +296,16 @@ def run(args) -> int:
         finally:
             server.stop()
     report(args, tally, elapsed, unfinished, rss_before, rss_after)
+    if args.flood:
+        print(f"flood from one client ({args.flood} generation requests, results never read): "
+              + ", ".join(f"HTTP {status}: {count}" for status, count in sorted(flood_statuses.items(), key=str)))
     return 1 if tally.failures or unfinished else 0
 
 
 def report(args, tally: Tally, elapsed: float, unfinished: int, rss_before, rss_after) -> None:
     ok = sum(map(len, tally.latencies.values()))
     failed = sum(tally.failures.values())
-    print(f"callers: {args.callers} text + {args.image_callers} image, ran {elapsed:.1f} s"
+    print(f"callers: {args.callers} text + {args.image_callers} image + {args.rest_callers} REST, ran {elapsed:.1f} s"
           + (f" for {args.requests:,} requests" if args.requests else f" (limit {args.duration:.0f} s)"))
     print(f"requests: {ok + failed:,} completed, {failed:,} failed, {unfinished} unfinished; "
           f"{(ok + failed) / elapsed:.1f} requests/s")
@@ -242,6 +332,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--callers", type=int, default=50, help="concurrent text callers (default 50)")
     parser.add_argument("--image-callers", type=int, default=0, help="concurrent image callers (default 0)")
+    parser.add_argument("--rest-callers", type=int, default=0,
+                        help="concurrent raw REST text callers, each request a new session (default 0)")
+    parser.add_argument("--flood", type=int, default=0,
+                        help="one more client posts this many /generate requests at once (default 0)")
     parser.add_argument("--duration", type=float, default=60, help="seconds to send requests for (default 60)")
     parser.add_argument("--requests", type=int, help="send this many requests instead of running for --duration")
     parser.add_argument("--max-duration", type=float, default=3600, help="limit on a --requests run, in seconds")
@@ -249,7 +343,8 @@ def main(argv=None) -> int:
     parser.add_argument("--request-timeout", type=float, default=120, help="seconds one request may take")
     parser.add_argument("--start-timeout", type=float, default=300, help="seconds app.py may take to start")
     args = parser.parse_args(argv)
-    if args.callers < 0 or args.image_callers < 0 or args.callers + args.image_callers == 0:
+    if min(args.callers, args.image_callers, args.rest_callers, args.flood) < 0 or \
+            args.callers + args.image_callers + args.rest_callers == 0:
         parser.error("need at least one caller")
     return run(args)
 
