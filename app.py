@@ -497,7 +497,10 @@ def launch_options() -> dict:
     middleware.append(Middleware(serving.UploadBudget, folder=gr.utils.get_upload_folder(), budget=upload_budget))
     # Every raw REST call is a session of its own: keep the most recent ones only (Gradio keeps 10,000, ~200 KB each).
     sessions = int(os.environ.get(MAX_SESSIONS_ENV, "").strip() or MAX_SESSIONS)
-    return {"max_file_size": MAX_FILE_SIZE, "state_session_capacity": sessions, "app_kwargs": {"middleware": middleware}}
+    # show_error: input Gradio itself rejects (a string where a slider's number belongs, a missing input) gets
+    # Gradio's message instead of {"error": null}; our handlers already turn their own errors into messages.
+    return {"max_file_size": MAX_FILE_SIZE, "state_session_capacity": sessions, "show_error": True,
+            "app_kwargs": {"middleware": middleware}}
 
 
 def upload_budget() -> int:

@@ -656,6 +656,8 @@ def test_wrong_typed_api_inputs_get_a_message_not_a_guess(served_app):
     assert support.clean_text(None) == ""
     with pytest.raises(TypeError, match="Expected text, got int"):
         support.clean_text(12345)
+    event, error = call_http_api(served_app, "moderate_text", text="hello", harassment="high")
+    assert event == "error" and error["error"]  # Gradio's own check of a slider value, with its message
     event, error = call_http_api(served_app, "generate", prompt="hello", max_new_tokens=2.7)
     assert event == "error" and "whole number" in error["error"]
     event, error = call_http_api(served_app, "generate", prompt="hello", seed=1.5)

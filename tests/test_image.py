@@ -443,3 +443,26 @@ def test_censored_preview_is_small_and_hides_detail(style):
 def test_censored_preview_refuses_an_unknown_style():
     with pytest.raises(ValueError, match="pixelate"):
         censored_preview(CAT, style="sepia")
+
+
+def test_a_gif_with_too_many_frames_is_refused_from_its_structure():
+    """PIL counts GIF frames by decoding through them: 850,000 one-pixel frames held an image slot for up to a
+    minute. The block structure is counted first, without decoding."""
+    import time
+
+    import numpy as np
+
+    from moderation.image.decode import MAX_GIF_FRAMES, gif_frame_count
+
+    rng = np.random.default_rng(0)
+    frames = [Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)) for _ in range(7)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=50)
+    assert gif_frame_count(buffer.getvalue(), 100) == Image.open(io.BytesIO(buffer.getvalue())).n_frames == 7
+    many = [Image.new("RGB", (1, 1), (i % 256, (i // 256) % 256, 0)) for i in range(MAX_GIF_FRAMES + 500)]
+    buffer = io.BytesIO()
+    many[0].save(buffer, "GIF", save_all=True, append_images=many[1:], duration=10)
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=f"more than {MAX_GIF_FRAMES:,} frames"):
+        load_frames(buffer.getvalue())
+    assert time.perf_counter() - started < 2

@@ -118,3 +118,17 @@ def test_bad_options_are_clear_errors():
         moderate_text("hi", thresholds={"rudeness": 0.5})
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         moderate_text("hi", thresholds={"spam": 2})
+
+
+def test_every_example_gets_its_expected_verdict_from_the_default_model():
+    """examples/texts.csv shows each example's expected verdict in the app; the default model must agree."""
+    import csv
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "texts.csv"
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    verdicts = moderate_text([row["text"] for row in rows])
+    wrong = [(row["text"], row["expected"], verdict.categories) for row, verdict in zip(rows, verdicts)
+             if (row["expected"] == "allowed") == verdict.flagged
+             or (row["expected"] != "allowed" and row["expected"] not in verdict.categories)]
+    assert wrong == []

@@ -26,6 +26,9 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_IMAGE_PIXELS = 50_000_000
 #: Frames of an animation that are checked, spread evenly over the part of it the pixel budget allows.
 MAX_FRAMES = 8
+#: Most frames a GIF may have: PIL counts frames by decoding its way through them (850,000 one-pixel frames held an
+#: image slot for up to a minute), so GIFs are counted from their block structure first, and refused past this.
+MAX_GIF_FRAMES = 5000
 #: Formats we open (JPEG includes multi-picture MPO). An allow-list: PIL also opens formats such as EPS by running
 #: external programs, and dozens of rarely used, little-tested decoders.
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
@@ -56,7 +59,40 @@ def load_frames(image: ImageInput, *, max_bytes: int = MAX_IMAGE_BYTES,
     except _DECODE_ERRORS as exc:
         raise ValueError(f"Could not read the image header ({_reason(exc)}).") from exc
     with opened:
+        if opened.format == "GIF" and gif_frame_count(data, MAX_GIF_FRAMES) > MAX_GIF_FRAMES:
+            raise ValueError(f"The GIF has more than {MAX_GIF_FRAMES:,} frames; the limit is {MAX_GIF_FRAMES:,}.")
         return _frames(opened, max_pixels)
+
+
+def gif_frame_count(data: bytes, stop_after: int) -> int:
+    """Image descriptors in a GIF's block structure, counted without decoding, stopping at `stop_after` + 1.
+
+    Header and screen descriptor (with the global colour table), then blocks until the trailer: extensions
+    (0x21) and images (0x2C, with a local colour table and LZW data) are sequences of sized sub-blocks.
+    A truncated or malformed structure ends the count where it breaks (PIL then reports it properly)."""
+    def skip_sub_blocks(pos: int) -> int:
+        while pos < len(data) and data[pos]:
+            pos += data[pos] + 1
+        return pos + 1
+
+    if len(data) < 13:
+        return 0
+    pos = 13 + (3 * 2 ** ((data[10] & 7) + 1) if data[10] & 0x80 else 0)
+    frames = 0
+    while pos < len(data) and frames <= stop_after:
+        block = data[pos]
+        if block == 0x21:  # extension: label, then sub-blocks
+            pos = skip_sub_blocks(pos + 2)
+        elif block == 0x2C:  # image descriptor: 9 bytes, optional local colour table, LZW code size, sub-blocks
+            if pos + 10 > len(data):
+                break
+            flags = data[pos + 9]
+            pos += 10 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0)
+            pos = skip_sub_blocks(pos + 1)
+            frames += 1
+        else:  # trailer (0x3B) or garbage
+            break
+    return frames
 
 
 def _read_bytes(image: ImageInput, max_bytes: int) -> bytes:
