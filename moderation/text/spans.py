@@ -81,6 +81,8 @@ def _lexicon_spans(analysis, flagged) -> list[Span]:
 
 def _merge(spans: list[Span]) -> list[Span]:
     """Merge overlapping spans of the same label, keeping the higher score and both sources."""
+    if len(spans) < 2:
+        return list(spans)
     merged: list[Span] = []
     for span in sorted(spans, key=lambda s: (s.label, s.start, -s.end)):
         last = merged[-1] if merged else None
@@ -218,7 +220,8 @@ class _Chunk(NamedTuple):
     n-gram columns; kind: 0 when they all belong to its one word, -1 when it has no word, 1 when it has several,
     and then char_owners and char_weights split each n-gram between the words whose stretch of the chunk it covers
     (a word and the punctuation nearer to it than to another word); tokens: its non-stop word tokens with their
-    word, for unigrams and bigrams."""
+    word, for bigrams; word_cols, word_owners: the unigram columns of those tokens that are in the vocabulary, and
+    their words."""
 
     bounds: np.ndarray
     content: np.ndarray
@@ -228,6 +231,8 @@ class _Chunk(NamedTuple):
     char_owners: np.ndarray | None
     char_weights: np.ndarray | None
     tokens: tuple
+    word_cols: np.ndarray
+    word_owners: np.ndarray
 
 
 @lru_cache(maxsize=512)
@@ -249,8 +254,8 @@ def _one_word(length: int) -> np.ndarray:
     return bounds
 
 
-_CONTENT, _STOP = np.array([True]), np.array([False])
-_CONTENT.flags.writeable = _STOP.flags.writeable = False
+_CONTENT, _STOP, _NONE = np.array([True]), np.array([False]), np.zeros(0, dtype=np.int64)
+_CONTENT.flags.writeable = _STOP.flags.writeable = _NONE.flags.writeable = False
 
 
 def _chunk_info(view: LinearView, chunk: str) -> _Chunk:
@@ -266,7 +271,7 @@ def _chunk_info(view: LinearView, chunk: str) -> _Chunk:
         tokens = () if view.words is None else tuple(
             (m.group(), 0) for m in view.token_pattern.finditer(chunk) if m.group() not in view.stop_words)
         return _Chunk(_one_word(len(chunk)), _STOP if chunk in ENGLISH_STOP_WORDS else _CONTENT, 1,
-                      np.asarray(cols, dtype=np.int64), 0, None, None, tokens)
+                      np.asarray(cols, dtype=np.int64), 0, None, None, tokens, *_unigrams(view, tokens))
     units = [m.span() for m in _WORD.finditer(chunk)]
     starts, ends = [u[0] for u in units], [u[1] for u in units]
     content = [chunk[s:e] not in ENGLISH_STOP_WORDS for s, e in units]
@@ -311,7 +316,18 @@ def _chunk_info(view: LinearView, chunk: str) -> _Chunk:
                 u = bisect_right(starts, m.start()) - 1  # a token lies inside one word (its characters are word's)
                 tokens.append((token, u if u >= 0 and m.start() < ends[u] else -1))
     return _Chunk(np.asarray(units, dtype=np.int64).reshape(len(units), 2), np.asarray(content, dtype=bool),
-                  len(units), np.asarray(cols, dtype=np.int64), kind, owners, weights, tuple(tokens))
+                  len(units), np.asarray(cols, dtype=np.int64), kind, owners, weights, tuple(tokens),
+                  *_unigrams(view, tokens))
+
+
+def _unigrams(view: LinearView, tokens) -> tuple[np.ndarray, np.ndarray]:
+    if view.words is None or not tokens:
+        return _NONE, _NONE
+    vocabulary = view.words.vocabulary_
+    found = [(vocabulary[t], u) for t, u in tokens if t in vocabulary]
+    if not found:
+        return _NONE, _NONE
+    return np.asarray([c for c, _ in found], dtype=np.int64), np.asarray([u for _, u in found], dtype=np.int64)
 
 
 def _tfidf_shares(vectorizer, docs, cols, owners, weights, n_docs, n_units):
@@ -410,12 +426,8 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
         doc_bases = list(accumulate([info.n_units for info in infos], initial=n_units))
         chunks.extend(infos), bases.extend(doc_bases[:-1])
         n_units = doc_bases[-1]
-        tokens = [(t, base + u if u >= 0 else -1) for info, base in zip(infos, doc_bases) for t, u in info.tokens]
-        for token, owner in tokens:
-            col = words_vocabulary.get(token)
-            if col is not None:
-                word_docs.append(d), word_cols.append(col), word_owners.append(owner), word_weights.append(1.0)
         if bigrams:
+            tokens = [(t, base + u if u >= 0 else -1) for info, base in zip(infos, doc_bases) for t, u in info.tokens]
             for (a, owner_a), (b, owner_b) in zip(tokens, tokens[1:]):
                 col = words_vocabulary.get(a + " " + b)
                 if col is not None:  # half to each of its two words
@@ -482,9 +494,16 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
                                                       weights, n_docs, n_all)
         shares += char_shares @ view.weights[view.chars_slice]
     if view.words is not None:
-        word_shares, outputs["words"] = _tfidf_shares(
-            view.words, np.asarray(word_docs, dtype=np.int64), np.asarray(word_cols, dtype=np.int64),
-            np.asarray(word_owners, dtype=np.int64), np.asarray(word_weights, dtype=float), n_docs, n_all)
+        counts = np.fromiter((c.word_cols.size for c in chunks), dtype=np.int64, count=len(chunks))
+        local = np.concatenate([c.word_owners for c in chunks]) if chunks else _NONE
+        unigram_owners = np.where(local >= 0, local + np.repeat(bases, counts), -1)
+        unigram_docs = np.repeat(chunk_docs, counts)
+        docs = np.concatenate([unigram_docs, np.asarray(word_docs, dtype=np.int64)])
+        cols = np.concatenate([np.concatenate([c.word_cols for c in chunks]) if chunks else _NONE,
+                               np.asarray(word_cols, dtype=np.int64)])
+        owners = np.concatenate([unigram_owners, np.asarray(word_owners, dtype=np.int64)])
+        weights = np.concatenate([np.ones(unigram_docs.size), np.asarray(word_weights, dtype=float)])
+        word_shares, outputs["words"] = _tfidf_shares(view.words, docs, cols, owners, weights, n_docs, n_all)
         shares += word_shares @ view.weights[view.words_slice]
     if view.lexicon is not None and any(match_units):
         scaler = view.lexicon
