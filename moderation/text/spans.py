@@ -247,43 +247,57 @@ def _ngram_windows(size: int, min_n: int, max_n: int) -> tuple[tuple[int, int], 
     return tuple(windows)
 
 
-@lru_cache(maxsize=4096)
-def _one_word(length: int) -> np.ndarray:
-    bounds = np.array([[0, length]], dtype=np.int64)
-    bounds.flags.writeable = False  # shared by every chunk of this length
+@lru_cache(maxsize=8192)
+def _one_word(start: int, end: int) -> np.ndarray:
+    bounds = np.array([[start, end]], dtype=np.int64)
+    bounds.flags.writeable = False  # shared by every chunk with its one word there
     return bounds
 
 
 _CONTENT, _STOP, _NONE = np.array([True]), np.array([False]), np.zeros(0, dtype=np.int64)
-_CONTENT.flags.writeable = _STOP.flags.writeable = _NONE.flags.writeable = False
+_NO_WORDS, _NO_CONTENT = np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=bool)
+for _shared in (_CONTENT, _STOP, _NONE, _NO_WORDS, _NO_CONTENT):
+    _shared.flags.writeable = False
+_OUR_TOKENS = r"(?u)\b\w[\w'*]*\b"  # features.build_preprocessor's token_pattern
+
+
+def _chunk_columns(view: LinearView, chunk: str) -> list:
+    """The chunk's character n-gram columns (all of them, in sklearn's order)."""
+    columns = getattr(view.chars, "_columns", None)  # WordCachedCharTfidf: filled by the model's own transform
+    if columns is not None:
+        return columns(chunk)
+    vocabulary = view.chars.vocabulary_
+    return [vocabulary[g] for g in view.chars._char_wb_ngrams(chunk) if g in vocabulary]
 
 
 def _chunk_info(view: LinearView, chunk: str) -> _Chunk:
-    if chunk.isalnum():  # the common case, a plain word: one word, one token ("\w" is exactly str.isalnum + "_")
-        cols = []
-        if view.chars is not None:
-            columns = getattr(view.chars, "_columns", None)
-            if columns is not None:
-                cols = columns(chunk)
-            else:
-                vocabulary = view.chars.vocabulary_
-                cols = [vocabulary[g] for g in view.chars._char_wb_ngrams(chunk) if g in vocabulary]
-        tokens = () if view.words is None else tuple(
-            (m.group(), 0) for m in view.token_pattern.finditer(chunk) if m.group() not in view.stop_words)
-        return _Chunk(_one_word(len(chunk)), _STOP if chunk in ENGLISH_STOP_WORDS else _CONTENT, 1,
+    if chunk.isalnum():  # the common case, a plain word: one word ("\w" is exactly str.isalnum() or "_")
+        cols = _chunk_columns(view, chunk) if view.chars is not None else []
+        if view.words is None:
+            tokens = ()
+        elif view.token_pattern.pattern == _OUR_TOKENS:  # a run of word characters is one token
+            tokens = () if chunk in view.stop_words else ((chunk, 0),)
+        else:
+            tokens = tuple((m.group(), 0) for m in view.token_pattern.finditer(chunk) if m.group() not in view.stop_words)
+        return _Chunk(_one_word(0, len(chunk)), _STOP if chunk in ENGLISH_STOP_WORDS else _CONTENT, 1,
                       np.asarray(cols, dtype=np.int64), 0, None, None, tokens, *_unigrams(view, tokens))
     units = [m.span() for m in _WORD.finditer(chunk)]
+    if len(units) <= 1:  # one word and its punctuation ("you,", "@name", "idiot!!!"), or no word at all ("!!!")
+        cols = _chunk_columns(view, chunk) if view.chars is not None else []
+        start, end = units[0] if units else (0, 0)
+        tokens = () if view.words is None else tuple(
+            (m.group(), 0 if start <= m.start() < end else -1)
+            for m in view.token_pattern.finditer(chunk) if m.group() not in view.stop_words)
+        if units:
+            bounds, content = _one_word(start, end), _STOP if chunk[start:end] in ENGLISH_STOP_WORDS else _CONTENT
+        else:
+            bounds, content = _NO_WORDS, _NO_CONTENT
+        return _Chunk(bounds, content, len(units), np.asarray(cols, dtype=np.int64), len(units) - 1, None, None,
+                      tokens, *_unigrams(view, tokens))
     starts, ends = [u[0] for u in units], [u[1] for u in units]
     content = [chunk[s:e] not in ENGLISH_STOP_WORDS for s, e in units]
-    cols, kind, owners, weights = [], len(units) - 1 if len(units) <= 1 else 1, None, None
-    if view.chars is not None and len(units) <= 1:  # most chunks: one word (and its punctuation) or none
-        columns = getattr(view.chars, "_columns", None)  # WordCachedCharTfidf: filled by the model's own transform
-        if columns is not None:
-            cols = columns(chunk)
-        else:
-            vocabulary = view.chars.vocabulary_
-            cols = [vocabulary[g] for g in view.chars._char_wb_ngrams(chunk) if g in vocabulary]
-    elif view.chars is not None:
+    cols, kind, owners, weights = [], 1, None, None
+    if view.chars is not None:
         # The chunk's characters are split into one stretch per word: the word and the punctuation nearer to it
         # than to any other word ("you,idiot": "you," and "idiot"), so an n-gram's weight goes to the words whose
         # stretches it covers, in proportion to the characters it has in each.
