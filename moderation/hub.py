@@ -2,19 +2,29 @@
 
 A model id is a Hugging Face hub id or a local directory. When loading fails (no network, a typo, a missing
 directory) the caller gets a `ModelUnavailableError` that names the model and says how to point at a local copy,
-instead of a deep traceback from the hub client.
+instead of a deep traceback from the hub client. It comes fast: a hub id is not tried when the hub's host cannot
+be reached at all (the hub client retried for 47-93 s first), and a failure is remembered for RETRY_AFTER_SECONDS,
+so every later click gets the message at once rather than waiting again.
 """
 from __future__ import annotations
 
 import os
+import socket
 import threading
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
 
 _cache: dict[tuple[str, str], object] = {}
+_failures: dict[tuple[str, str], tuple[float, "ModelUnavailableError"]] = {}
 _lock = threading.Lock()
+#: How long a failed load is remembered before the next request tries again.
+RETRY_AFTER_SECONDS = 300.0
+#: How long to wait for the hub's host to accept a connection before calling it unreachable.
+HUB_CONNECT_TIMEOUT = 3.0
 
 
 class ModelUnavailableError(RuntimeError):
@@ -42,25 +52,72 @@ def load_cached(kind: str, model_id: str, env_var: str, loader: Callable[[str], 
     with _lock:
         if key in _cache:
             return _cache[key]  # type: ignore[return-value]
-        path = Path(model_id).expanduser()
-        if _looks_local(model_id) and not path.is_dir():
-            raise ModelUnavailableError(
-                f"The {kind} model directory {model_id!r} does not exist. Set {env_var} (or pass the model argument) "
-                f"to a directory written by save_pretrained(), or to a Hugging Face hub id."
-            )
+        failed = _failures.get(key)
+        if failed and time.monotonic() - failed[0] < RETRY_AFTER_SECONDS:
+            raise ModelUnavailableError(f"{failed[1]} (This failure is from {time.monotonic() - failed[0]:.0f} s ago; "
+                                        f"the next try is after {RETRY_AFTER_SECONDS:.0f} s.)")
         try:
-            loaded = loader(str(path) if path.is_dir() else model_id)
-        except Exception as exc:  # the hub client raises many types: OSError, HTTP errors, ValueError...
-            raise ModelUnavailableError(
-                f"Could not load the {kind} model {model_id!r} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
-                f"If the Hugging Face hub is unreachable, download the model elsewhere with save_pretrained() "
-                f"and set {env_var}=/path/to/that/directory."
-            ) from exc
+            loaded = _load(kind, model_id, env_var, loader)
+        except ModelUnavailableError as exc:
+            _failures[key] = (time.monotonic(), exc)
+            raise
+        _failures.pop(key, None)
         _cache[key] = loaded
         return loaded
 
 
+def _load(kind: str, model_id: str, env_var: str, loader: Callable[[str], T]) -> T:
+    path = Path(model_id).expanduser()
+    how = (f"download the model elsewhere with save_pretrained() and set {env_var}=/path/to/that/directory (or pass "
+           f"the model argument)")
+    if _looks_local(model_id) and not path.is_dir():
+        raise ModelUnavailableError(
+            f"The {kind} model directory {model_id!r} does not exist. Set {env_var} (or pass the model argument) "
+            f"to a directory written by save_pretrained(), or to a Hugging Face hub id."
+        )
+    if not path.is_dir() and (problem := hub_unreachable()):
+        cached = _cached_snapshot(model_id)  # downloaded on an earlier, online day: usable offline
+        if cached is None:
+            raise ModelUnavailableError(f"Could not load the {kind} model {model_id!r}: {problem}, and it is not in "
+                                        f"the local hub cache. To use it offline, {how}.")
+        path = Path(cached)
+    try:
+        return loader(str(path) if path.is_dir() else model_id)
+    except Exception as exc:  # the hub client raises many types: OSError, HTTP errors, ValueError...
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        raise ModelUnavailableError(
+            f"Could not load the {kind} model {model_id!r} ({type(exc).__name__}: {reason}). If the Hugging Face hub "
+            f"is unreachable, {how}."
+        ) from exc
+
+
+def _cached_snapshot(model_id: str) -> str | None:
+    """The local hub-cache folder holding `model_id`, if an earlier download left one."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(model_id, local_files_only=True)
+    except Exception:  # not cached (LocalEntryNotFoundError), or an id the hub client refuses
+        return None
+
+
+def hub_unreachable() -> str | None:
+    """Why the hub cannot be used right now (offline mode, or its host refuses or does not resolve), or None.
+
+    With HF_HUB_OFFLINE set the hub client looks only in its local cache, which is fast: nothing to check then."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return None
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co")
+    host, port = endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=HUB_CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        return f"the Hugging Face hub ({host}) cannot be reached ({type(exc).__name__}: {exc})"
+    return None
+
+
 def clear_cache() -> None:
-    """Forget every loaded model (tests use it to check lazy loading)."""
+    """Forget every loaded model and remembered failure (tests use it to check lazy loading)."""
     with _lock:
         _cache.clear()
+        _failures.clear()
