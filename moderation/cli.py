@@ -1,4 +1,4 @@
-"""Command line: `python -m moderation text|train|evaluate ...` (see `--help` of each)."""
+"""Command line: `python -m moderation text|models|train|evaluate|batch ...` (see `--help` of each)."""
 from __future__ import annotations
 
 import argparse

@@ -9,7 +9,8 @@ from moderation.datasets import load_texts
 
 
 def test_public_names_and_taxonomy():
-    assert set(TEXT_CATEGORIES) == {"harassment", "hate", "violence", "sexual", "self_harm", "profanity", "spam"}
+    assert set(TEXT_CATEGORIES) == {"harassment", "hate", "violence", "sexual", "self_harm", "profanity", "spam",
+                                    "illicit"}
     for name in moderation.__all__:
         assert getattr(moderation, name) is not None
 
@@ -98,6 +99,7 @@ def test_thresholds_blocklist_and_allowlist():
     blocked = moderate_text(text, blocklist=["pineapple"])
     assert blocked.flagged and blocked.scores["profanity"] == 1.0
     assert [text[s.start:s.end] for s in blocked.spans] == ["pineapple"]
+    assert blocked.categories == ["profanity"]  # the caller's term decides its category and moves no other
     assert "blocklist" in blocked.spans[0].source
     assert moderate_text(text, blocklist={"harassment": ["p1neapple"]}).categories == ["harassment"]
     assert not moderate_text("what a dick move", allowlist=["dick move"], thresholds={"profanity": 0.99}).flagged

@@ -68,7 +68,10 @@ def moderate_text(text_or_texts: str | Sequence[str], *, model: str = DEFAULT, t
         flagged_sets.append([c for c in TEXT_CATEGORIES if scores[c] >= limits[c]])
         verdicts.append((text, scores))
 
-    spans_per_text = explain(text_model, texts, analyses, frame, proba, flagged_sets, occlusion=explain_spans)
+    model_flagged = [[c for k, c in enumerate(TEXT_CATEGORIES) if row[k] >= limits[c]]  # the model's own verdict
+                     for row in np.round(proba, 4).tolist()]
+    spans_per_text = explain(text_model, texts, analyses, frame, proba, flagged_sets, occlusion=explain_spans,
+                             model_flagged_sets=model_flagged)
     results = [
         TextVerdict(text=text, flagged=bool(flagged), scores=scores, categories=severity_sorted(flagged),
                     spans=spans, thresholds=limits, model=name, truncated=len(text) > MAX_MODEL_CHARS)

@@ -90,10 +90,15 @@ def obfuscation_ratio(text: str, norm: Normalized) -> float:
 
 
 def lexicon_features(matches) -> list[float]:
-    """Per category: the strongest matching term's weight, and how many terms matched."""
+    """Per category: the strongest matching bundled term's weight, and how many bundled terms matched.
+
+    A caller's blocklist terms are left out: they decide their own category whatever the model says, and as model
+    evidence they moved other categories too (a blocklisted "pineapple" was also flagged as harassment)."""
     strongest = dict.fromkeys(TEXT_CATEGORIES, 0.0)
     counts = dict.fromkeys(TEXT_CATEGORIES, 0.0)
     for m in matches:
+        if m.decisive:
+            continue
         strongest[m.category] = max(strongest[m.category], m.weight)
         counts[m.category] += 1.0
     return [strongest[c] for c in TEXT_CATEGORIES] + [counts[c] for c in TEXT_CATEGORIES]

@@ -659,12 +659,16 @@ def _occlusion_spans(model, frame, analyses, proba, flagged_sets, indices, spans
                                          round(float(min(drop / proba[i, k], 1.0)), 4), "model"))
 
 
-def explain(model, texts, analyses, frame, proba, flagged_sets, occlusion: bool = True) -> list[list[Span]]:
+def explain(model, texts, analyses, frame, proba, flagged_sets, occlusion: bool = True,
+            model_flagged_sets=None) -> list[list[Span]]:
     """Spans for every text: lexicon spans of flagged categories, plus the model's own (exact shares of a linear
-    model's logit, occlusion otherwise) when `occlusion`. Scores are never changed here."""
+    model's logit, occlusion otherwise) when `occlusion`, for the categories the model itself flagged
+    (`model_flagged_sets`, default `flagged_sets`: a category flagged only by a caller's blocklist term has no model
+    words to show). Scores are never changed here."""
     spans = [_lexicon_spans(a, set(flagged)) for a, flagged in zip(analyses, flagged_sets)]
     if not occlusion:
         return [_merge(s) for s in spans]
+    flagged_sets = flagged_sets if model_flagged_sets is None else model_flagged_sets
     indices = [i for i, flagged in enumerate(flagged_sets) if flagged and analyses[i].normalized.text.strip()]
     if indices:
         view = linear_view(model)
