@@ -1,7 +1,10 @@
 """A user's journey through all four tabs in a real browser (Debian's Chromium driven by Playwright), saving a
-screenshot of each tab to docs/screenshots/<tab>.png for the README."""
+screenshot of each tab to a temporary folder, or to $MODERATION_SCREENSHOTS (docs/screenshots refreshes the
+README's: `MODERATION_SCREENSHOTS=docs/screenshots python -m pytest tests/test_browser.py`)."""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
