@@ -60,8 +60,9 @@ def test_multi_output_forest_and_teaching_baseline_give_probabilities(small_slic
 
 
 def test_thresholds_maximise_f1_on_what_they_see():
-    y = np.array([[1, 0, 0, 0, 0, 0, 0]] * 5 + [[0] * 7] * 5)
-    proba = np.zeros((10, 7))
+    k = len(TEXT_CATEGORIES)
+    y = np.array([[1] + [0] * (k - 1)] * 5 + [[0] * k] * 5)
+    proba = np.zeros((10, k))
     proba[:5, 0] = [0.9, 0.8, 0.7, 0.65, 0.6]
     proba[5:, 0] = [0.1, 0.2, 0.3, 0.35, 0.4]
     thresholds = tune_thresholds(y, proba)
