@@ -77,14 +77,18 @@ def _cp1252_fallback(error: UnicodeDecodeError) -> tuple[str, int]:
     return error.object[error.start:error.end].decode("cp1252", errors="replace"), error.end
 
 
-codecs.register_error("moderation-cp1252", _cp1252_fallback)
-# A CSV field may hold a text of any length (the csv module refuses fields over 128 KiB unless told otherwise; the
-# setting is process-wide, and only ever raised here).
-csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+@functools.lru_cache(maxsize=1)
+def _prepare_readers() -> None:
+    """Process-wide settings the readers need, made when a file is first read (never at import): the codec error
+    handler behind `decode_text`, and CSV fields of any length (the csv module refuses fields over 128 KiB unless
+    told otherwise). Idempotent; called in every process that reads, Dask workers included."""
+    codecs.register_error("moderation-cp1252", _cp1252_fallback)
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
 def decode_text(data: bytes) -> str:
     """Bytes of a text file as text: UTF-8, and any byte that is not valid UTF-8 read as Windows-1252."""
+    _prepare_readers()
     return data.decode("utf-8", errors="moderation-cp1252")
 
 
@@ -148,6 +152,7 @@ def _is_missing(value) -> bool:
 
 
 def _read_csv(source: InputFile, block: Block) -> pa.Table:
+    _prepare_readers()
     width = len(source.columns)
     rows, outcomes = [], []
     for fields in csv.reader(io.StringIO(decode_text(source.read_bytes(block)), newline="")):
@@ -313,6 +318,7 @@ def open_input(path, text_column: str = "text", chunk_rows: int = DEFAULT_CHUNK_
 
     Raises BatchError for an unsupported or UTF-16 file, or one without `text_column` (naming the columns it has).
     """
+    _prepare_readers()
     path = os.path.abspath(path)  # Dask workers may run in another directory
     fmt = file_format(path)
     if fmt is None:

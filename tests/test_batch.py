@@ -272,3 +272,13 @@ def test_a_dask_worker_with_another_version_of_the_model_is_refused():
     name, _ = resolve_model("default")
     with pytest.raises(RuntimeError, match="install the same moderation package"):
         LoadModel(name, "another-version").setup(SimpleNamespace(address="tcp://worker:1"))
+
+
+def test_importing_the_batch_module_changes_no_process_wide_setting():
+    import subprocess
+    import sys
+
+    code = "import codecs, csv, moderation.batch\ntry:\n    codecs.lookup_error('moderation-cp1252')\n" \
+           "    print('handler registered')\nexcept LookupError:\n    print(csv.field_size_limit())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "131072", result.stderr
