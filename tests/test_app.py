@@ -529,8 +529,15 @@ def _post(url: str, body: bytes, *, source: str = "127.0.0.1", headers=None, chu
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the server answered and closed before the whole body was sent: read that answer
         else:
-            connection.request("POST", parts.path, body=body,
-                               headers={"Content-Type": "application/json", **(headers or {})})
+            connection.putrequest("POST", parts.path)
+            for name, value in {"Content-Type": "application/json", **(headers or {}),
+                                "Content-Length": str(len(body))}.items():
+                connection.putheader(name, value)
+            connection.endheaders()
+            try:
+                connection.send(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused by its Content-Length: the server answered and closed before the body was sent
         response = connection.getresponse()
         data = response.read().decode("utf-8", "replace")
         try:
