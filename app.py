@@ -339,8 +339,8 @@ def _text_tab():
     model.change(thresholds_for, model, sliders, api_visibility="private")
     examples = _example_texts()
     if examples:
-        gr.Examples([[t] for t, _ in examples], inputs=[text], label="Examples (expected verdict after the arrow)",
-                    example_labels=[f"{t}  →  {expected}" for t, expected in examples])
+        gr.Examples([[t] for t, _ in examples], inputs=[text], label="Examples (each with its expected verdict)",
+                    example_labels=[f"[{expected}] {t}" for t, expected in examples])
 
     with gr.Accordion("Batch: moderate a whole CSV or TXT file", open=False):
         with gr.Row():
