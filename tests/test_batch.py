@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from moderation import batch
+from moderation.batch import job as batch_job
 from moderation.batch import (ADDED_COLUMNS, INVALID_RECORD, MISSING_TEXT, NOT_TEXT, SCORE_COLUMNS, SCORED,
                               BatchError, Progress, moderate_file, resolve_model)
 from moderation.cli import main
@@ -154,7 +155,7 @@ def test_an_interrupted_run_resumes_without_scoring_a_block_twice(tmp_path, fram
             raise KeyboardInterrupt
         return real_score_frame(block, *args, **kwargs)
 
-    monkeypatch.setattr(batch, "score_frame", interrupted_on_third_block)
+    monkeypatch.setattr(batch_job, "score_frame", interrupted_on_third_block)
     target = tmp_path / "out.csv"
     with pytest.raises(KeyboardInterrupt):
         moderate_file(source, target, chunk_rows=4, progress=False)
@@ -166,7 +167,7 @@ def test_an_interrupted_run_resumes_without_scoring_a_block_twice(tmp_path, fram
         moderate_file(source, target, chunk_rows=5, progress=False)
 
     calls.clear()
-    monkeypatch.setattr(batch, "score_frame", lambda block, *a, **k: calls.append(block["id"].iat[0]) or
+    monkeypatch.setattr(batch_job, "score_frame", lambda block, *a, **k: calls.append(block["id"].iat[0]) or
                         real_score_frame(block, *a, **k))
     summary = moderate_file(source, target, chunk_rows=4, progress=False)
     assert calls == ["row-08", "row-12", "row-16", "row-20"]  # only the blocks the first run did not finish
@@ -267,7 +268,7 @@ def test_dask_local_cluster_writes_exactly_the_local_engines_output(tmp_path, fr
 
 def test_a_dask_worker_with_another_version_of_the_model_is_refused():
     pytest.importorskip("distributed")
-    from moderation.batch_dask import LoadModel
+    from moderation.batch.dask_engine import LoadModel
 
     name, _ = resolve_model("default")
     with pytest.raises(RuntimeError, match="install the same moderation package"):

@@ -15,8 +15,9 @@ import dask.dataframe as dd
 import pandas as pd
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed
 
-from .batch import Block, Job, resolve_model
-from .text.registry import get_text_model
+from ..text.registry import get_text_model
+from .formats import Block
+from .job import Job, resolve_model
 
 _WRITTEN = pd.DataFrame({"rows": pd.Series(dtype="int64")})
 
@@ -41,17 +42,23 @@ def _score_partition(frame: pd.DataFrame, job: Job, block_indices: tuple[int, ..
     return pd.DataFrame({"rows": [job.run_block(frame, block_indices[partition_info["number"]])]})
 
 
-def run_blocks(job: Job, blocks: list[Block], *, scheduler: str | None = None,
-               workers: int | None = None) -> Iterator[int]:
-    """Score and write `blocks` on the cluster; yield each block's row count as its part lands (for progress)."""
-    with contextlib.ExitStack() as stack:
-        cluster = scheduler or stack.enter_context(
-            LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None))
-        client = stack.enter_context(Client(cluster))
-        client.register_plugin(LoadModel(job.model, job.model_version))
-        partitions = dd.from_map(job.source.read, blocks, meta=job.source.meta)
-        # One shared copy of the block numbers for the whole graph, not one per task.
-        indices = dask.delayed(tuple(block.index for block in blocks), traverse=False)
-        written = partitions.map_partitions(_score_partition, job, indices, meta=_WRITTEN)
-        for _, result in as_completed(client.compute(written.to_delayed()), with_results=True):
-            yield int(result["rows"].iat[0])
+class DaskEngine:
+    """Scores the blocks on a LocalCluster of `workers` processes (default one per core), or on the cluster whose
+    scheduler is at `scheduler` (its workers must see the input and output paths)."""
+
+    def __init__(self, *, scheduler: str | None = None, workers: int | None = None):
+        self.scheduler, self.workers = scheduler, workers
+
+    def run(self, job: Job, blocks: list[Block]) -> Iterator[int]:
+        """Score and write `blocks` on the cluster; yield each block's row count as its part lands (for progress)."""
+        with contextlib.ExitStack() as stack:
+            cluster = self.scheduler or stack.enter_context(
+                LocalCluster(n_workers=self.workers, threads_per_worker=1, dashboard_address=None))
+            client = stack.enter_context(Client(cluster))
+            client.register_plugin(LoadModel(job.model, job.model_version))
+            partitions = dd.from_map(job.source.read, blocks, meta=job.source.meta)
+            # One shared copy of the block numbers for the whole graph, not one per task.
+            indices = dask.delayed(tuple(block.index for block in blocks), traverse=False)
+            written = partitions.map_partitions(_score_partition, job, indices, meta=_WRITTEN)
+            for _, result in as_completed(client.compute(written.to_delayed()), with_results=True):
+                yield int(result["rows"].iat[0])
