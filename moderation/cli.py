@@ -54,7 +54,16 @@ def cmd_text(args) -> int:
 def cmd_train(args) -> int:
     from .text.registry import train_all
 
-    card = train_all(args.models or None)
+    names = [*args.models, *(args.model or [])]
+    if "finetuned" in names:  # a transformer fine-tune, not a grid search: its own trainer and settings
+        from .text.finetuned import FinetuneSettings, train_and_record
+
+        record = train_and_record(FinetuneSettings(epochs=args.epochs) if args.epochs else None)
+        print(f"finetuned: test macro-F1 {record['test_f1_macro_first_window']}, {record['train_minutes']} min")
+        names.remove("finetuned")
+        if not names:
+            return 0
+    card = train_all(names or None)
     print(f"default model: {card['default']}")
     return 0
 
@@ -112,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="grid-search, tune and test the classical models; update the model card")
     train.add_argument("models", nargs="*", help="model names (default: all classical models)")
+    train.add_argument("--model", action="append", help="a model to train, e.g. finetuned (repeatable)")
+    train.add_argument("--epochs", type=float, help="fine-tuning epochs (finetuned only)")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="score models on the public datasets (evaluation only)")

@@ -22,6 +22,8 @@ from ..datasets import LABEL_COLUMNS, cache_dir, load_texts
 from ..identity import with_counterfactuals
 from .classical import SPECS, TrainedModel, fit_model, grid_search, read_model_card
 from .features import UNKNOWN_SOURCE, analyze, feature_frame
+from .cascade import load_cascade
+from .finetuned import load_finetuned
 from .transformer import TRANSFORMER_MODELS
 
 DEFAULT = "default"
@@ -30,7 +32,7 @@ _lock = threading.Lock()
 
 #: Models defined elsewhere register a loader here: name -> zero-argument callable. The transformer family's
 #: loaders import torch only when one runs.
-EXTRA_MODELS: dict[str, object] = dict(TRANSFORMER_MODELS)
+EXTRA_MODELS: dict[str, object] = {**TRANSFORMER_MODELS, "finetuned": load_finetuned, "cascade": load_cascade}
 
 
 def data_version() -> str:

@@ -679,6 +679,9 @@ def explain(model, texts, analyses, frame, proba, flagged_sets, occlusion: bool 
             batch = word_contributions(view, [model_texts[i] for i in indices], chosen, lexicon_values, per_text=False)
             for i, model_spans in zip(indices, _linear_spans(view, batch, chosen, [flagged_sets[i] for i in indices])):
                 spans[i].extend(model_spans)
+        elif hasattr(model, "model_spans"):  # models that explain themselves (finetuned: gradient x input; cascade)
+            for i, model_spans in zip(indices, model.model_spans(frame, analyses, indices, [flagged_sets[i] for i in indices])):
+                spans[i].extend(model_spans)
         else:
             _occlusion_spans(model, frame, analyses, proba, flagged_sets, indices, spans)
     return [_merge(s) for s in spans]
