@@ -27,7 +27,7 @@ from starlette.middleware import Middleware
 
 import moderation
 from moderation import app_support as support
-from moderation import metrics, serving
+from moderation import metrics, serving, settings
 from moderation.datasets import BUNDLED
 from moderation.image import BlocklistError, censored_preview, remove_stale_writes
 from moderation.taxonomy import IMAGE_CATEGORIES, TEXT_CATEGORIES
@@ -44,6 +44,8 @@ RATE_LIMIT_ENV = "MODERATION_RATE_LIMIT"
 #: Sessions whose state the server keeps (the oldest go first), and the total size of uploads kept at once.
 MAX_SESSIONS_ENV, MAX_SESSIONS = "MODERATION_MAX_SESSIONS", 1000
 UPLOAD_BUDGET_ENV = "MODERATION_UPLOAD_BUDGET_MB"
+#: Generations that may wait for the one generation worker; later ones get 503 until the queue drains.
+GENERATION_QUEUE_SIZE = 8
 #: Gradio deletes uploads and outputs older than an hour, every hour (and all of them when the server stops).
 DELETE_CACHE = (3600, 3600)
 #: Adding and removing known images: on by default only when the server listens on loopback (strangers cannot
@@ -61,12 +63,6 @@ def _example_texts() -> list[tuple[str, str]]:
         return []
     table = support.read_text_table(path)
     return list(zip(table["text"], table["expected"]))
-
-
-def _env_flag(name: str, default: bool) -> bool:
-    """An on/off environment setting: 1/true/yes/on is on, any other value off, unset or empty the default."""
-    value = os.environ.get(name, "").strip().lower()
-    return value in ("1", "true", "yes", "on") if value else default
 
 
 #: What a handler turns into a message in the page: bad input, and a text model that cannot be loaded here.
@@ -196,7 +192,7 @@ def moderate_image(image, progress=gr.Progress()):
 
 def blocklist_editing_allowed() -> bool:
     """Explicitly chosen with MODERATION_BLOCKLIST_EDITING, else only on a server that listens on loopback."""
-    return _env_flag(BLOCKLIST_EDITING_ENV, (demo.server_name or "127.0.0.1") in LOOPBACK_NAMES)
+    return settings.flag(BLOCKLIST_EDITING_ENV, (demo.server_name or "127.0.0.1") in LOOPBACK_NAMES)
 
 
 def _check_blocklist_editing() -> None:
@@ -306,8 +302,18 @@ def show_view(report, view):
 
 
 def _textbox(label: str, **options) -> gr.Textbox:
-    """A free-text field that stops at the server's limit (API callers meet `support.clean_text` instead)."""
-    return gr.Textbox("", label=label, max_length=support.MAX_TEXT_CHARS, **options)
+    """A free-text field that stops at the server's limit (API callers meet `support.clean_text` instead) and
+    refuses a number, list or object where text belongs: Gradio's own Textbox turns 12345 into "12345" and it was
+    moderated. (Set on the instance: a Textbox subclass would make Gradio write an app.pyi beside this file.)"""
+    box = gr.Textbox("", label=label, max_length=support.MAX_TEXT_CHARS, **options)
+
+    def preprocess(payload):
+        if payload is not None and not isinstance(payload, str):
+            raise gr.Error(f"'{label}' takes text; got {type(payload).__name__}.")
+        return payload
+
+    box.preprocess = preprocess
+    return box
 
 
 def _text_tab():
@@ -484,10 +490,10 @@ def build_demo() -> gr.Blocks:
 demo = build_demo()
 
 
-def launch_options() -> dict:
+def launch_options(unheard_seconds: float = serving.UNHEARD_JOB_SECONDS) -> dict:
     """What `demo.launch` needs beyond the address: upload cap, and middleware that bounds request bodies (before
-    they are read) and how fast one client may start work."""
-    per_minute = int(os.environ.get(RATE_LIMIT_ENV, "").strip() or serving.REQUESTS_PER_MINUTE)
+    they are read), how fast one client may start work, and how long a job may wait with nobody listening."""
+    per_minute = settings.whole_number(RATE_LIMIT_ENV, serving.REQUESTS_PER_MINUTE)
     middleware = [Middleware(serving.BodySizeLimit, exempt_prefixes=("/gradio_api/upload",))]
     if per_minute > 0:
         limiter = serving.RateLimiter(burst=max(1, per_minute // 3), per_minute=per_minute)
@@ -495,8 +501,11 @@ def launch_options() -> dict:
         middleware.append(Middleware(serving.ClientRateLimit, paths=("/gradio_api/queue/join", "/gradio_api/call/"),
                                      limiter=limiter, trust_forwarded=bool(os.environ.get("SPACE_ID"))))
     middleware.append(Middleware(serving.UploadBudget, folder=gr.utils.get_upload_folder(), budget=upload_budget))
+    # Jobs nobody listens for are dropped; generation (the slow one) may have only a few waiting.
+    middleware.append(Middleware(serving.JobWatch, queue_of=lambda: demo._queue,
+                                 bounded={"generate": GENERATION_QUEUE_SIZE}, unheard_seconds=unheard_seconds))
     # Every raw REST call is a session of its own: keep the most recent ones only (Gradio keeps 10,000, ~200 KB each).
-    sessions = int(os.environ.get(MAX_SESSIONS_ENV, "").strip() or MAX_SESSIONS)
+    sessions = settings.whole_number(MAX_SESSIONS_ENV, MAX_SESSIONS)
     # show_error: input Gradio itself rejects (a string where a slider's number belongs, a missing input) gets
     # Gradio's message instead of {"error": null}; our handlers already turn their own errors into messages.
     return {"max_file_size": MAX_FILE_SIZE, "state_session_capacity": sessions, "show_error": True,
@@ -505,8 +514,7 @@ def launch_options() -> dict:
 
 def upload_budget() -> int:
     """Bytes of uploads kept at once (MODERATION_UPLOAD_BUDGET_MB, read on every upload)."""
-    megabytes = os.environ.get(UPLOAD_BUDGET_ENV, "").strip()
-    return int(float(megabytes) * 2**20) if megabytes else serving.UPLOAD_BUDGET_BYTES
+    return int(settings.number(UPLOAD_BUDGET_ENV, serving.UPLOAD_BUDGET_BYTES / 2**20) * 2**20)
 
 
 def _stop_on_sigterm() -> None:
@@ -519,7 +527,7 @@ def _stop_on_sigterm() -> None:
 
 
 def share_requested(flag: bool) -> bool:
-    return flag or _env_flag("MODERATION_SHARE", False)
+    return flag or settings.flag("MODERATION_SHARE", False)
 
 
 def main(argv=None) -> None:

@@ -6,13 +6,18 @@ client filled Gradio's global queue so that every other visitor got "Queue is fu
 
     app = BodySizeLimit(app, max_bytes=2 * 2**20, exempt_prefixes=("/gradio_api/upload",))
     app = ClientRateLimit(app, paths=("/gradio_api/queue/join", "/gradio_api/call/"))
+    app = JobWatch(app, queue_of=lambda: demo._queue, bounded={"generate": 8})
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
+from typing import Callable
+from urllib.parse import parse_qs
 
 #: Largest request body, uploads aside: a 100,000-character text is at most ~600 kB of JSON even fully escaped.
 MAX_BODY_BYTES = 2 * 2**20
@@ -22,6 +27,8 @@ UPLOAD_BUDGET_BYTES = 2 * 2**30
 BURST_REQUESTS = 20
 BURST_SECONDS = 10.0
 REQUESTS_PER_MINUTE = 60
+#: Seconds a queued job may go without anyone listening for its result before it is dropped.
+UNHEARD_JOB_SECONDS = 20.0
 
 
 async def _send_json(send, status: int, message: str, headers: tuple = ()) -> None:
@@ -175,3 +182,144 @@ class UploadBudget:
                 return await _send_json(send, 507, "The server's space for uploads is full right now; try again in a "
                                                    "few minutes.")
         return await self.app(scope, receive, send)
+
+
+_CALL_POST = re.compile(r"^/gradio_api/call/(?:v2/)?(?P<api>[^/]+)/?$")
+_CALL_RESULT = re.compile(r"^/gradio_api/call/(?:v2/)?[^/]+/(?P<event>[^/]+)/?$")
+
+
+class JobWatch:
+    """Drops queued or running jobs that nobody listens for, and bounds how many jobs of a slow endpoint may wait.
+
+    Why: 300 quick POSTs to `/gradio_api/call/generate` whose results nobody read still ran one after the other,
+    and they all waited in Gradio's one global queue (Gradio 6 has no queue size per endpoint). A job's listener
+    is the request that streams its results: `/gradio_api/queue/data?session_hash=...` (the browser and
+    gradio_client) or `/gradio_api/call/<api>/<event_id>` (plain HTTP). A job whose session has had no listener
+    for `unheard_seconds` (counted from its arrival, or from when its last listener left) is cancelled the way a
+    closed browser tab cancels it: Gradio's `clean_events`, which takes a waiting job out of the queue and stops a
+    streaming one at its next step.
+
+    `bounded` maps an api_name to the most jobs of it that may wait; a request past that gets 503 and a message.
+    `queue_of()` returns the Gradio queue (it exists only once the app is built); its attributes are read as the
+    pinned Gradio 6 defines them, and tests/test_app.py checks the behaviour through the server.
+    """
+
+    def __init__(self, app, queue_of: Callable[[], object], bounded: dict[str, int] | None = None,
+                 unheard_seconds: float = UNHEARD_JOB_SECONDS, clock=time.monotonic):
+        self.app, self.queue_of, self.bounded = app, queue_of, dict(bounded or {})
+        self.unheard_seconds, self.clock = unheard_seconds, clock
+        self._listeners: Counter[str] = Counter()
+        self._last_heard: dict[str, float] = {}
+        self._sweeper: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever())
+        path, method = scope.get("path", ""), scope.get("method")
+        if method == "GET":
+            session = self._listened_session(path, scope.get("query_string", b""))
+            if session is not None:
+                return await self._listen(session, scope, receive, send)
+        elif method == "POST" and self.bounded:
+            return await self._admit(path, scope, receive, send)
+        return await self.app(scope, receive, send)
+
+    def _listened_session(self, path: str, query: bytes) -> str | None:
+        if path.rstrip("/") == "/gradio_api/queue/data":
+            return (parse_qs(query.decode("latin-1")).get("session_hash") or [None])[0]
+        match = _CALL_RESULT.match(path)
+        if match is None:
+            return None
+        event = getattr(self.queue_of(), "event_ids_to_events", {}).get(match["event"])
+        return event.session_hash if event is not None else match["event"]  # a plain call's session is its id
+
+    async def _listen(self, session: str, scope, receive, send):
+        self._listeners[session] += 1
+        try:
+            return await self.app(scope, receive, send)
+        finally:
+            self._listeners[session] -= 1
+            if self._listeners[session] <= 0:
+                del self._listeners[session]
+                self._last_heard[session] = self.clock()
+
+    async def _admit(self, path: str, scope, receive, send):
+        """Refuse a job of a bounded endpoint when its queue is full; a browser's job names its endpoint by
+        fn_index inside the body, so that body (already capped by BodySizeLimit) is read here and replayed."""
+        match = _CALL_POST.match(path)
+        if match is not None:
+            return await self._admit_api(match["api"], scope, receive, send)
+        if path.rstrip("/") != "/gradio_api/queue/join":
+            return await self.app(scope, receive, send)
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body, delivered = b"".join(chunks), False
+
+        async def replay():
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            fn_index = json.loads(body).get("fn_index")
+        except (ValueError, AttributeError):
+            fn_index = None  # Gradio answers a malformed body itself
+        return await self._admit_api(self._api_name(fn_index), scope, replay, send)
+
+    async def _admit_api(self, api: str | None, scope, receive, send):
+        limit = self.bounded.get(api)
+        if limit is not None and self.waiting(api) >= limit:
+            return await _send_json(send, 503, f"The {api} queue is full ({limit} requests waiting); try again in "
+                                               f"a minute.", ((b"retry-after", b"30"),))
+        return await self.app(scope, receive, send)
+
+    def _functions(self):
+        blocks = getattr(self.queue_of(), "blocks", None)
+        return getattr(blocks, "fns", {}).values()
+
+    def _api_name(self, fn_index) -> str | None:
+        return next((fn.api_name for fn in self._functions() if fn._id == fn_index), None)
+
+    def waiting(self, api: str) -> int:
+        """Jobs of endpoint `api` in the queue that have not started."""
+        queue = self.queue_of()
+        queues = getattr(queue, "event_queue_per_concurrency_id", {})
+        ids = {fn.concurrency_id for fn in self._functions() if fn.api_name == api}
+        return sum(len(queues[i].queue) for i in ids if i in queues)
+
+    def unheard_jobs(self) -> list[str]:
+        """Ids of jobs whose session has had no listener for longer than `unheard_seconds`."""
+        now, unheard = self.clock(), []
+        for event in list(getattr(self.queue_of(), "event_ids_to_events", {}).values()):
+            session = event.session_hash
+            if self._listeners.get(session):
+                continue
+            quiet_since = max(event.enqueue_time, self._last_heard.get(session, 0.0))
+            if now - quiet_since > self.unheard_seconds:
+                unheard.append(event._id)
+        return unheard
+
+    async def sweep(self) -> int:
+        """Cancel every unheard job; how many there were."""
+        queue, unheard = self.queue_of(), self.unheard_jobs()
+        for event_id in unheard:
+            await queue.clean_events(event_id=event_id)
+        active = {e.session_hash for e in getattr(queue, "event_ids_to_events", {}).values()}
+        for session in [s for s in self._last_heard if s not in active]:  # forget sessions with no jobs left
+            del self._last_heard[session]
+        return len(unheard)
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(max(1.0, self.unheard_seconds / 4))
+            await self.sweep()

@@ -30,6 +30,8 @@ OTHER_IMAGE = ROOT / "examples" / "images" / "rocket.jpg"
 TEST_RATE_LIMIT = 900
 #: Sessions the served app keeps: small, so that the test of the bound is quick.
 TEST_MAX_SESSIONS = 30
+#: Seconds a job may wait with nobody listening before the test server drops it (20 s in the app).
+TEST_UNHEARD_SECONDS = 3.0
 
 
 # --- moderation.app_support (no server) ----------------------------------------------------------------------------
@@ -184,7 +186,7 @@ def served_app(tiny_models, tmp_path_factory):
         patch.setenv("MODERATION_MAX_SESSIONS", str(TEST_MAX_SESSIONS))
         app = load_app()
         app.demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                        **app.launch_options())
+                        **app.launch_options(unheard_seconds=TEST_UNHEARD_SECONDS))
         try:
             yield app
         finally:
@@ -731,3 +733,46 @@ def test_uploads_a_killed_server_left_behind_are_removed_at_start(tmp_path):
     os.utime(old, (1, 1))
     assert support.remove_old_files(tmp_path, 3600) == 1
     assert not old.parent.exists() and new.is_file()
+
+
+def _generate_jobs_waiting(app) -> int:
+    from moderation import serving
+
+    return serving.JobWatch(None, queue_of=lambda: app.demo._queue).waiting("generate")
+
+
+def test_the_generation_queue_is_bounded_and_unheard_jobs_are_dropped(served_app):
+    import time
+
+    # 300 quick POSTs whose results nobody read filled the one global queue for ~6 minutes, each job still run.
+    url = f"{served_app.demo.local_url}gradio_api/call/v2/generate"
+    body = json.dumps({"prompt": "Once upon a time", "max_new_tokens": 200, "seed": 1}).encode()
+    replies = [_post(url, body, source="127.0.0.5") for _ in range(served_app.GENERATION_QUEUE_SIZE + 8)]
+    statuses = [status for status, _ in replies]
+    assert statuses.count(503) >= 4 and statuses.count(200) >= served_app.GENERATION_QUEUE_SIZE
+    assert all("generate queue is full" in reply["error"] for status, reply in replies if status == 503)
+    assert _generate_jobs_waiting(served_app) <= served_app.GENERATION_QUEUE_SIZE
+    # Text moderation is not held up by the generation queue.
+    assert call_http_api(served_app, "moderate_text", text="hello")[0] == "complete"
+    # Nobody opened the results of those jobs: all of them are dropped after the grace time, not run in turn.
+    def generate_jobs():  # waiting or running
+        return [e for e in list(served_app.demo._queue.event_ids_to_events.values()) if e.fn.api_name == "generate"]
+
+    deadline = time.monotonic() + TEST_UNHEARD_SECONDS + 5
+    while generate_jobs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _generate_jobs_waiting(served_app) == 0
+    assert generate_jobs() == [], [(e.alive, e.session_hash, time.monotonic() - e.enqueue_time) for e in generate_jobs()]
+    # A listened-for generation still runs to the end, however long it waits in the queue.
+    event, outputs = call_http_api(served_app, "generate", prompt="Once upon a time", max_new_tokens=5)
+    assert event == "complete"
+
+
+def test_text_fields_refuse_numbers_and_lists_from_the_api(served_app):
+    # Gradio's Textbox turned 12345 into "12345" and moderated it; the Python API raises TypeError instead.
+    for value in (12345, ["kill", "yourself"], {"text": "hi"}):
+        event, error = call_http_api(served_app, "moderate_text", text=value)
+        assert event == "error" and "takes text" in error["error"]
+    event, error = call_http_api(served_app, "moderate_text", text="hello", blocklist=7)
+    assert event == "error" and "Blocklist" in error["error"]
+    assert call_http_api(served_app, "moderate_text", text="12345")[0] == "complete"
