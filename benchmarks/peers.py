@@ -16,8 +16,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from moderation.datasets import cache_dir
 from moderation.evaluation import Predictions
+from moderation.files import atomic_write
+from moderation.settings import cache_dir
 
 #: What better-profanity writes over a word it censors: a private-use character no real post contains, so the
 #: censored stretches can be lined up with the original text to recover character offsets.
@@ -67,10 +68,7 @@ class Peer:
             with open(path, "rb") as handle:
                 return pickle.load(handle)  # our own file, written below
         predictions = self.predict(texts, want_spans)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_suffix(".tmp"), "wb") as handle:
-            pickle.dump(predictions, handle)
-        path.with_suffix(".tmp").replace(path)
+        atomic_write(path, pickle.dumps(predictions))
         return predictions
 
 

@@ -12,10 +12,7 @@ import ast
 import hashlib
 import html
 import io
-import os
-import re
 import sys
-import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -24,6 +21,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import settings
+from .files import atomic_write
+from .settings import cache_dir
 from .taxonomy import TEXT_CATEGORIES
 
 LABEL_COLUMNS = list(TEXT_CATEGORIES)
@@ -104,17 +104,8 @@ PUBLIC_DATASETS = {
 }
 
 
-def cache_dir() -> Path:
-    """Where downloads and trained models are cached: $MODERATION_CACHE_DIR, else the XDG cache directory."""
-    base = os.environ.get("MODERATION_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "moderation"
-    )
-    return Path(base)
-
-
 def mirror_dir() -> Path | None:
-    value = os.environ.get("MODERATION_DATA_MIRROR", "").strip()
-    return Path(value) if value else None
+    return settings.path("MODERATION_DATA_MIRROR")
 
 
 def _sha256(path: Path) -> str:
@@ -163,10 +154,7 @@ def _download(spec: PublicDataset, target: Path) -> None:
             raise DatasetUnavailableError(f"{spec.name}: {spec.url} is not a zip holding {spec.member} ({exc})") from exc
     if hashlib.sha256(payload).hexdigest() != spec.sha256:
         raise _checksum_error(spec, f"the file downloaded from {spec.url}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
-        tmp.write(payload)
-    os.replace(tmp.name, target)  # atomic: a concurrent reader sees no file or the whole file
+    atomic_write(target, payload)  # a concurrent reader sees no file or the whole file
 
 
 #: Mirror files already checked in this process: (path, size, mtime) -> True.
@@ -239,37 +227,3 @@ def citation(name: str) -> str:
     """One line to show next to figures measured on `name`: who to cite, the licence and where it comes from."""
     spec = _spec(name)
     return f"{spec.citation} Licence: {spec.licence}. Source: {spec.url}"
-
-
-# --- near-duplicates (used to build the split and reported in the datasheet) -------------------------------------
-
-_NON_WORD = re.compile(r"[^a-z0-9]+")
-
-
-def shingles(text: str, n: int = 3) -> frozenset[str]:
-    """Word n-grams of the normalised text (letters and digits only); short texts give their whole word list."""
-    from .normalize import normalize_text
-
-    words = [w for w in _NON_WORD.split(normalize_text(text)) if w]
-    if len(words) < n:
-        return frozenset([" ".join(words)]) if words else frozenset()
-    return frozenset(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
-
-
-def near_duplicate_pairs(left: list[str], right: list[str], threshold: float = 0.5) -> list[tuple[int, int, float]]:
-    """(i, j, jaccard) for pairs whose word-trigram Jaccard similarity is at least `threshold`."""
-    right_sets = [shingles(t) for t in right]
-    index: dict[str, list[int]] = {}
-    for j, grams in enumerate(right_sets):
-        for gram in grams:
-            index.setdefault(gram, []).append(j)
-    pairs = []
-    for i, text in enumerate(left):
-        grams = shingles(text)
-        candidates = {j for gram in grams for j in index.get(gram, ())}
-        for j in candidates:
-            union = len(grams | right_sets[j])
-            score = len(grams & right_sets[j]) / union if union else 0.0
-            if score >= threshold:
-                pairs.append((i, j, score))
-    return pairs

@@ -16,6 +16,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from typing import Callable, TypeVar
 
+from . import settings
+
 T = TypeVar("T")
 
 _cache: dict[tuple[str, str], object] = {}
@@ -35,7 +37,7 @@ def resolve_model_id(explicit: str | os.PathLike | None, env_var: str, default: 
     """The model id to use: the explicit argument, else the environment variable, else the default."""
     if explicit is not None and str(explicit).strip():
         return str(explicit)
-    return os.environ.get(env_var, "").strip() or default
+    return settings.text(env_var, default)
 
 
 def _looks_local(model_id: str) -> bool:

@@ -3,16 +3,16 @@ screenshot of each tab to a temporary folder, or to $MODERATION_SCREENSHOTS (doc
 README's: `MODERATION_SCREENSHOTS=docs/screenshots python -m pytest tests/test_browser.py`)."""
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from moderation import settings
 from test_app import EXAMPLE_IMAGE, ROOT, served_app  # noqa: F401  (served_app is a fixture)
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(os.environ.get("MODERATION_SCREENSHOTS") or tempfile.mkdtemp(prefix="moderation-screenshots-"))
+SCREENSHOTS = settings.path("MODERATION_SCREENSHOTS") or Path(tempfile.mkdtemp(prefix="moderation-screenshots-"))
 # No sandbox (containers, root), no GPU, and no background traffic: the page must work offline.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]

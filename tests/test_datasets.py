@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from moderation import datasets
-from moderation.data.build import TEST_SHARE, draw_split
+from moderation.data.build import TEST_SHARE, draw_split, near_duplicate_pairs
 from moderation.datasets import LABEL_COLUMNS, DatasetUnavailableError
 
 # Synthetic stand-ins written for these tests (never text from the public datasets).
@@ -74,7 +74,7 @@ def test_every_category_has_positives_in_both_splits():
 
 def test_no_test_text_nearly_duplicates_a_training_text():
     train, test = datasets.load_texts("train"), datasets.load_texts("test")
-    pairs = datasets.near_duplicate_pairs(test["text"].tolist(), train["text"].tolist())
+    pairs = near_duplicate_pairs(test["text"].tolist(), train["text"].tolist())
     shown = [(test["text"][i], train["text"][j], round(score, 2)) for i, j, score in pairs[:3]]
     assert not pairs, f"{len(pairs)} test texts leak from train, e.g. {shown}"
 
@@ -82,7 +82,7 @@ def test_no_test_text_nearly_duplicates_a_training_text():
 def test_near_duplicate_pairs_sees_through_case_punctuation_and_small_edits():
     left = ["Win a FREE prize now, reply YES to claim it today!!!", "see you at the station at six"]
     right = ["win a free prize now reply yes to claim it today", "the cat sat on the warm window"]
-    pairs = datasets.near_duplicate_pairs(left, right)
+    pairs = near_duplicate_pairs(left, right)
     assert [(i, j) for i, j, _ in pairs] == [(0, 0)]
     assert pairs[0][2] == pytest.approx(1.0)
 

@@ -9,6 +9,7 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from moderation.datasets import load_texts
+from moderation.files import atomic_write
 from moderation.normalize import normalize
 from moderation.text import registry
 from moderation.text.features import WordCachedCharTfidf
@@ -62,6 +63,6 @@ def test_an_unreadable_cached_model_is_refitted(tmp_path):
     path.write_bytes(b"\x80\x04 truncated pickle")
     with pytest.warns(UserWarning, match="refitting"):
         assert registry.read_cached_model(path) is None
-    registry.write_atomically(path, lambda tmp: tmp.write_bytes(pickle.dumps({"model": 1})))
+    atomic_write(path, pickle.dumps({"model": 1}))
     assert registry.read_cached_model(path) == {"model": 1}
     assert [p.name for p in path.parent.iterdir()] == ["logreg.joblib"], "a temporary file was left behind"

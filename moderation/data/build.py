@@ -13,11 +13,12 @@ and model scores stay comparable from one data version to the next.
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pandas as pd
 
-from moderation.datasets import LABEL_COLUMNS, near_duplicate_pairs
+from moderation.datasets import LABEL_COLUMNS
 from moderation.identity import IDENTITY_TERMS, mentioned_terms
 from moderation.normalize import normalize_text
 
@@ -25,6 +26,35 @@ DATA = Path(__file__).resolve().parent
 TEST_SHARE = 0.2
 SEED = 20261126
 NEAR_DUPLICATE = 0.5
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def shingles(text: str, n: int = 3) -> frozenset[str]:
+    """Word n-grams of the normalised text (letters and digits only); short texts give their whole word list."""
+    words = [w for w in _NON_WORD.split(normalize_text(text)) if w]
+    if len(words) < n:
+        return frozenset([" ".join(words)]) if words else frozenset()
+    return frozenset(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
+
+
+def near_duplicate_pairs(left: list[str], right: list[str],
+                         threshold: float = NEAR_DUPLICATE) -> list[tuple[int, int, float]]:
+    """(i, j, jaccard) for pairs whose word-trigram Jaccard similarity is at least `threshold`."""
+    right_sets = [shingles(t) for t in right]
+    index: dict[str, list[int]] = {}
+    for j, grams in enumerate(right_sets):
+        for gram in grams:
+            index.setdefault(gram, []).append(j)
+    pairs = []
+    for i, text in enumerate(left):
+        grams = shingles(text)
+        candidates = {j for gram in grams for j in index.get(gram, ())}
+        for j in candidates:
+            union = len(grams | right_sets[j])
+            score = len(grams & right_sets[j]) / union if union else 0.0
+            if score >= threshold:
+                pairs.append((i, j, score))
+    return pairs
 
 
 def draw_split(frame: pd.DataFrame) -> pd.DataFrame:

@@ -10,9 +10,9 @@ pairs of different photographs are 20 to 44 bits apart (none matches). A match i
 against re-uploads, not a substitute for PhotoDNA/PDQ hash-sharing programmes.
 
 The list is a small JSON file: the `path` argument, else $MODERATION_IMAGE_BLOCKLIST, else `image_blocklist.json`
-in the package's cache directory (`moderation.datasets.cache_dir()`: $MODERATION_CACHE_DIR, else
+in the package's cache directory (`moderation.settings.cache_dir()`: $MODERATION_CACHE_DIR, else
 ~/.cache/moderation, under $XDG_CACHE_HOME when set). Writes go to a temporary file that replaces the old one
-atomically, so a crash never leaves half a file; a file that is nevertheless corrupt raises `BlocklistError`
+atomically (`moderation.files.atomic_write`), so a crash never leaves half a file; a file that is nevertheless corrupt raises `BlocklistError`
 rather than being treated as empty, because an emptied blocklist silently lets known images back in. One writer
 at a time: writers in different processes may lose each other's additions (a lock guards threads of one process).
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -29,6 +28,8 @@ from pathlib import Path
 import imagehash
 from PIL import Image
 
+from .. import settings
+from ..files import atomic_write, temporary_files
 from .decode import ImageInput, load_frames
 
 BLOCKLIST_ENV = "MODERATION_IMAGE_BLOCKLIST"
@@ -74,12 +75,7 @@ def blocklist_path(path: str | os.PathLike | None = None) -> Path:
     """The blocklist file: `path`, else $MODERATION_IMAGE_BLOCKLIST, else one in the package's cache directory."""
     if path is not None and str(path).strip():
         return Path(path).expanduser()
-    configured = os.environ.get(BLOCKLIST_ENV, "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    from ..datasets import cache_dir  # imported here: it brings pandas, which `import moderation.image` should not
-
-    return cache_dir() / "image_blocklist.json"
+    return settings.path(BLOCKLIST_ENV) or settings.cache_dir() / "image_blocklist.json"
 
 
 def _phash(frame: Image.Image) -> imagehash.ImageHash:
@@ -129,12 +125,10 @@ def remove_stale_writes(path: str | os.PathLike | None = None) -> int:
     """Delete temporary files that a killed write left beside the blocklist; returns how many were removed.
 
     Called when a server starts, before any write of its own can be under way."""
-    target = blocklist_path(path)
-    removed = 0
-    for stale in target.parent.glob(f".{target.name}.*.tmp") if target.parent.is_dir() else ():
-        stale.unlink(missing_ok=True)
-        removed += 1
-    return removed
+    stale = temporary_files(blocklist_path(path))
+    for leftover in stale:
+        leftover.unlink(missing_ok=True)
+    return len(stale)
 
 
 def match_blocklist(frames: list[Image.Image], *, path: str | os.PathLike | None = None,
@@ -176,16 +170,5 @@ def _read(path: Path) -> list[BlocklistEntry]:
 
 def _write(path: Path, entries: list[BlocklistEntry]) -> None:
     """Write the whole list to a temporary file beside `path`, then swap it in with one atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = {"version": _FORMAT_VERSION, "hash": "phash-64", "entries": [entry.to_dict() for entry in entries]}
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(document, indent=2) + "\n")

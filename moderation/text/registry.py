@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import warnings
 from importlib import resources
@@ -18,8 +17,10 @@ import joblib
 import numpy as np
 import sklearn
 
-from ..datasets import LABEL_COLUMNS, cache_dir, load_texts
+from ..datasets import LABEL_COLUMNS, load_texts
+from ..files import atomic_writer
 from ..identity import with_counterfactuals
+from ..settings import cache_dir
 from .classical import SPECS, TrainedModel, fit_model, grid_search, read_model_card
 from .features import UNKNOWN_SOURCE, analyze, feature_frame
 from .cascade import load_cascade
@@ -88,15 +89,6 @@ def read_cached_model(path: Path):
         return None
 
 
-def write_atomically(path: Path, write) -> None:
-    """`write(tmp)` then rename onto `path`: a crash never leaves half a cache file, and two processes filling the
-    cache at once never share a temporary file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    tmp.replace(path)
-
-
 def _build_classical(name: str) -> TrainedModel:
     spec = SPECS[name]
     recorded = read_model_card().get("models", {}).get(name, {})
@@ -111,7 +103,8 @@ def _build_classical(name: str) -> TrainedModel:
         params = grid_search(spec, X, y)[0]
     model = fit_model(spec, params, X, y, recorded.get("thresholds"))
     model.record = recorded
-    write_atomically(path, lambda tmp: joblib.dump(model, tmp))
+    with atomic_writer(path) as handle:  # a crash never leaves half a cache file
+        joblib.dump(model, handle)
     return model
 
 

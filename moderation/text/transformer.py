@@ -39,8 +39,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from ..datasets import cache_dir
+from ..files import atomic_write, atomic_writer
 from ..hub import ModelUnavailableError, resolve_model_id
+from ..settings import cache_dir
 from ..taxonomy import TEXT_CATEGORIES
 from .classical import (SPECS, ModelSpec, TrainedModel, apply_thresholds, positive_proba, read_model_card,
                         train_model, tune_thresholds)
@@ -224,7 +225,7 @@ def load_encoder_heads(name: str = "transformer", model: str | None = None) -> E
     """Encoder `name` ("transformer" or "bert-base-uncased"; `model`, else its environment variable, else the
     default) with heads trained on the bundled data, or read back from the cache."""
     from .embedding import load_checkpoint
-    from .registry import read_cached_model, write_atomically
+    from .registry import read_cached_model
 
     env_var, default = ENCODERS[name]
     checkpoint = load_checkpoint("text encoder", resolve_model_id(model, env_var, default()), env_var)
@@ -233,7 +234,8 @@ def load_encoder_heads(name: str = "transformer", model: str | None = None) -> E
     if heads is None:
         (X_train, y_train), (X_test, y_test) = _bundled_splits()
         heads = train_heads(checkpoint, X_train, y_train, X_test, y_test)
-        write_atomically(path, lambda tmp: joblib.dump(heads, tmp))
+        with atomic_writer(path) as handle:
+            joblib.dump(heads, handle)
     return EncoderHeadsModel(name, checkpoint, heads)
 
 
@@ -261,7 +263,6 @@ def calibrate(model: LabelMappedModel, X_train, y_train, X_test, y_test) -> Labe
 def load_toxic_bert(model: str | None = None) -> LabelMappedModel:
     """unitary/toxic-bert (or `model`, else $MODERATION_TOXIC_BERT_MODEL) with thresholds tuned on our data."""
     from .embedding import load_checkpoint
-    from .registry import write_atomically
 
     model_id = resolve_model_id(model, TOXIC_BERT_ENV, DEFAULT_TOXIC_BERT)
     checkpoint = load_checkpoint("toxicity classifier", model_id, TOXIC_BERT_ENV, classifier=True)
@@ -281,7 +282,7 @@ def load_toxic_bert(model: str | None = None) -> LabelMappedModel:
     (X_train, y_train), (X_test, y_test) = _bundled_splits()
     calibrate(mapped, X_train, y_train, X_test, y_test)
     payload = json.dumps({"thresholds": mapped.thresholds, "record": mapped.record}, indent=1, sort_keys=True)
-    write_atomically(path, lambda tmp: tmp.write_text(payload, encoding="utf-8"))
+    atomic_write(path, payload)
     return mapped
 
 
