@@ -246,3 +246,13 @@ def test_other_linear_models_are_decomposed_exactly(small_fits, name):
     expected = _surrogate(model.pipeline, frame) - _surrogate(model.pipeline, empty)
     for text, contributions, e in zip(texts, results, expected):
         np.testing.assert_allclose(contributions.shares.sum(axis=0), e, atol=1e-8, err_msg=text)
+
+
+def test_quote_marks_around_a_word_are_not_part_of_its_span():
+    from moderation import moderate_text
+
+    # "this is 'shit'" was highlighted as "'shit'" (the words allow apostrophes, for look-alikes like "sh'it").
+    for text, word in [("this is 'shit'", "shit"), ("that's bullshit'", "bullshit"), ("“idiot” is what you are", "idiot"),
+                       ('"you idiot"', "idiot")]:
+        shown = {text[s.start:s.end] for s in moderate_text(text).spans}
+        assert word in shown and not any(piece[0] in "'\"“”" or piece[-1] in "'\"“”" for piece in shown), (text, shown)

@@ -79,6 +79,25 @@ def _lexicon_spans(analysis, flagged) -> list[Span]:
     return spans
 
 
+#: Quote marks that sit around a word ("'shit'") rather than in it: a span never starts or ends with one.
+_EDGE_QUOTES = "'\"`\u2018\u2019\u201c\u201d"
+
+
+def _without_edge_quotes(original: str, spans: list[Span]) -> list[Span]:
+    """Spans with surrounding quote marks left out: the words allow apostrophes for look-alikes like "sh'it", so
+    a quoted word's span took its quotes along."""
+    trimmed = []
+    for span in spans:
+        start, end = span.start, span.end
+        while end - start > 1 and original[start] in _EDGE_QUOTES:
+            start += 1
+        while end - start > 1 and original[end - 1] in _EDGE_QUOTES:
+            end -= 1
+        trimmed.append(span if (start, end) == (span.start, span.end) else
+                       Span(start, end, span.label, span.score, span.source))
+    return trimmed
+
+
 def _merge(spans: list[Span]) -> list[Span]:
     """Merge overlapping spans of the same label, keeping the higher score and both sources."""
     if len(spans) < 2:
@@ -667,7 +686,7 @@ def explain(model, texts, analyses, frame, proba, flagged_sets, occlusion: bool 
     words to show). Scores are never changed here."""
     spans = [_lexicon_spans(a, set(flagged)) for a, flagged in zip(analyses, flagged_sets)]
     if not occlusion:
-        return [_merge(s) for s in spans]
+        return [_merge(_without_edge_quotes(a.normalized.original, s)) for a, s in zip(analyses, spans)]
     flagged_sets = flagged_sets if model_flagged_sets is None else model_flagged_sets
     indices = [i for i, flagged in enumerate(flagged_sets) if flagged and analyses[i].normalized.text.strip()]
     if indices:
@@ -684,4 +703,4 @@ def explain(model, texts, analyses, frame, proba, flagged_sets, occlusion: bool 
                 spans[i].extend(model_spans)
         else:
             _occlusion_spans(model, frame, analyses, proba, flagged_sets, indices, spans)
-    return [_merge(s) for s in spans]
+    return [_merge(_without_edge_quotes(a.normalized.original, s)) for a, s in zip(analyses, spans)]
