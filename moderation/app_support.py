@@ -388,3 +388,44 @@ def generation_summary(result, *, final: bool = True) -> tuple[list[tuple[str, s
         if not final:
             output_line += " so far, still generating…"
     return segments, prompt_line, output_line
+
+
+def model_choices(names: Iterable[str], unavailable: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(label, value) pairs for a model menu: a model that cannot be loaded here says so in its label."""
+    return [(f"{name} (unavailable here)" if name in unavailable else name, name) for name in names]
+
+
+def unavailable_notice(what: str, unavailable: Mapping[str, str], env_vars: Mapping[str, str]) -> str:
+    """A few lines saying which of `what` cannot be loaded here, why, and which variable points at a local copy."""
+    if not unavailable:
+        return ""
+    lines = [f"**Unavailable here** ({what}); everything else in the app works."]
+    for name, reason in unavailable.items():
+        hint = f" Set `{env_vars[name]}` to a `save_pretrained()` directory to use a local copy." if name in env_vars else ""
+        lines.append(f"- `{name}`: {reason}.{hint}")
+    return "\n".join(lines)
+
+
+def model_availability() -> dict[str, str]:
+    """Notices for the Text, Image and Generation tabs ('' where everything can be loaded), found without loading
+    any model (`hub.why_unavailable`); a local checkpoint is named by its folder only, as in verdicts."""
+    from .generation import DEFAULT_MODEL, MODEL_ENV_VAR
+    from .hub import resolve_model_id, why_unavailable
+    from .image.classifier import DEFAULT_IMAGE_MODEL, IMAGE_MODEL_ENV
+    from .text.registry import unavailable_models
+    from .text.transformer import BERT_ENV, TOXIC_BERT_ENV, TRANSFORMER_ENV, configured_model_ids
+
+    def shown(reason: str, model_id: str) -> str:
+        return reason.replace(repr(model_id), shown_model_name(model_id)).replace(model_id, shown_model_name(model_id))
+
+    ids = configured_model_ids()
+    text = {name: shown(reason, ids[name]) for name, reason in unavailable_models().items()}
+    notices = {"text": unavailable_notice("text models", text, {
+        "transformer": TRANSFORMER_ENV, "bert-base-uncased": BERT_ENV, "toxic-bert": TOXIC_BERT_ENV})}
+    for tab, env_var, default in (("image", IMAGE_MODEL_ENV, DEFAULT_IMAGE_MODEL),
+                                  ("generation", MODEL_ENV_VAR, DEFAULT_MODEL)):
+        model_id = resolve_model_id(None, env_var, default)
+        reason = why_unavailable(model_id)
+        name = shown_model_name(model_id)
+        notices[tab] = unavailable_notice(f"{tab} model", {name: shown(reason, model_id)}, {name: env_var}) if reason else ""
+    return notices

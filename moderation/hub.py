@@ -118,8 +118,45 @@ def hub_unreachable() -> str | None:
     return None
 
 
+#: How long a hub probe made for `why_unavailable` is reused (it runs on every page load of the app).
+PROBE_REUSE_SECONDS = 60.0
+_probe: tuple[float, str, str | None] = (float("-inf"), "", None)
+
+
+def _recent_hub_problem() -> str | None:
+    """`hub_unreachable()`, reusing an answer under a minute old for the same endpoint."""
+    global _probe
+    endpoint = os.environ.get("HF_ENDPOINT", "") + "|" + os.environ.get("HF_HUB_OFFLINE", "")
+    at, probed_endpoint, problem = _probe
+    if probed_endpoint != endpoint or time.monotonic() - at > PROBE_REUSE_SECONDS:
+        problem = hub_unreachable()
+        _probe = (time.monotonic(), endpoint, problem)
+    return problem
+
+
+def why_unavailable(model_id: str) -> str | None:
+    """Why `model_id` cannot be loaded here now, or None when it may well load, found without loading it: a load
+    of it failed recently, its directory is missing, or the hub is unreachable and it is not in the local hub cache.
+    The app calls this to mark unusable models up front instead of letting a visitor click into the failure."""
+    with _lock:
+        for (kind, failed_id), (at, exc) in _failures.items():
+            if failed_id == model_id and time.monotonic() - at < RETRY_AFTER_SECONDS:
+                return str(exc)
+    path = Path(model_id).expanduser()
+    if path.is_dir():
+        return None
+    if _looks_local(model_id):
+        return f"the model directory {model_id!r} does not exist"
+    problem = _recent_hub_problem()
+    if problem and _cached_snapshot(model_id) is None:
+        return f"{problem}, and {model_id!r} is not in the local hub cache"
+    return None
+
+
 def clear_cache() -> None:
     """Forget every loaded model and remembered failure (tests use it to check lazy loading)."""
+    global _probe
     with _lock:
         _cache.clear()
         _failures.clear()
+        _probe = (float("-inf"), "", None)

@@ -62,6 +62,14 @@ def available_models() -> list[str]:
     return [DEFAULT, *SPECS, *EXTRA_MODELS]
 
 
+def unavailable_models() -> dict[str, str]:
+    """Text models that cannot be loaded here now -> why (see `hub.why_unavailable`); the classical ones always can."""
+    from ..hub import why_unavailable
+    from .transformer import configured_model_ids
+
+    return {name: reason for name, model_id in configured_model_ids().items() if (reason := why_unavailable(model_id))}
+
+
 def training_data(split: str):
     """(feature frame, label matrix) for a bundled split; a third of the rows hide their source so that models
     also work when the caller does not say where a text came from. The train split also gets a counterfactual

@@ -286,6 +286,13 @@ def load_toxic_bert(model: str | None = None) -> LabelMappedModel:
     return mapped
 
 
+def configured_model_ids() -> dict[str, str]:
+    """The checkpoint each model of this family would load now (argument-free: environment, else default)."""
+    ids = {name: resolve_model_id(None, env_var, default()) for name, (env_var, default) in ENCODERS.items()}
+    ids["toxic-bert"] = resolve_model_id(None, TOXIC_BERT_ENV, DEFAULT_TOXIC_BERT)
+    return ids
+
+
 #: Registry table (name -> zero-argument loader). Importing it costs nothing: torch loads when a loader runs.
 TRANSFORMER_MODELS: dict[str, Callable[[], object]] = {
     "transformer": partial(load_encoder_heads, "transformer"),
