@@ -195,7 +195,7 @@ SHIPPED = (finetuned.SHIPPED_DIR / finetuned.WEIGHTS_FILE).is_file()
 def test_shipped_model_flags_an_attack_and_passes_a_statement_about_a_group():
     from moderation import moderate_text
 
-    attack, statement = moderate_text(["I will kill you, you worthless piece of trash", "Black people deserve equal rights"],
-                                      model="finetuned")
+    texts = ["I will kill you, you worthless piece of trash", "Black people deserve equal rights"]
+    attack, statement = moderate_text(texts, model="finetuned")
     assert attack.flagged and {"violence", "harassment"} & set(attack.categories)
     assert not statement.flagged, statement.scores

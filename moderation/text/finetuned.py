@@ -78,7 +78,8 @@ def resolve_base(explicit: str = "") -> str:
 
 def is_validation(ids: pd.Series) -> np.ndarray:
     """Train rows held out for threshold tuning: a stable hash of the id, so reruns and data edits agree."""
-    return ids.map(lambda i: int(hashlib.md5(f"val:{i}".encode()).hexdigest(), 16) % 100 < VALIDATION_PERCENT).to_numpy()
+    bucket = ids.map(lambda i: int(hashlib.md5(f"val:{i}".encode()).hexdigest(), 16) % 100)
+    return (bucket < VALIDATION_PERCENT).to_numpy()
 
 
 def model_texts(texts) -> list[str]:
@@ -197,7 +198,8 @@ def fine_tune(train_texts: list[str], train_labels: np.ndarray, settings: Finetu
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     schedule = get_linear_schedule_with_warmup(optimizer, int(settings.warmup_share * total_steps), total_steps)
 
-    run_key = hashlib.sha256(json.dumps([asdict(settings), len(encoded), float(train_labels.sum())]).encode()).hexdigest()[:12]
+    run_identity = [asdict(settings), len(encoded), float(train_labels.sum())]
+    run_key = hashlib.sha256(json.dumps(run_identity).encode()).hexdigest()[:12]
     resume = _resume_path(work_dir)
     step, seconds, losses = 0, 0.0, []
     if resume.is_file():
@@ -423,7 +425,8 @@ def gradient_spans(checkpoint, texts: list[str], analyses, flagged_sets) -> list
     from .spans import _WORD, MIN_CONTRIBUTION, RELATIVE_CONTRIBUTION
 
     out: list[list] = [[] for _ in texts]
-    for d, (text, analysis, per_category) in enumerate(zip(texts, analyses, token_attributions(checkpoint, texts, flagged_sets))):
+    attributions = token_attributions(checkpoint, texts, flagged_sets)
+    for d, (text, analysis, per_category) in enumerate(zip(texts, analyses, attributions)):
         words = [m.span() for m in _WORD.finditer(text) if m.group(0) not in ENGLISH_STOP_WORDS]
         starts = [s for s, _ in words]
         for category, tokens in per_category.items():
@@ -463,12 +466,14 @@ def load_finetuned(directory: str | os.PathLike | None = None) -> FinetunedModel
     retrain = "retrain it with `python -m moderation train --model finetuned`; the other models keep working"
     missing = [name for name in REQUIRED_FILES if not (directory / name).is_file()]
     if missing:
-        raise ModelUnavailableError(f"The fine-tuned text model is missing {', '.join(missing)} in {directory}: {retrain}.")
+        raise ModelUnavailableError(f"The fine-tuned text model is missing {', '.join(missing)} in {directory}: "
+                                    f"{retrain}.")
     try:
         metadata = json.loads((directory / METADATA_FILE).read_text(encoding="utf-8"))
         thresholds = {c: float(metadata["thresholds"][c]) for c in TEXT_CATEGORIES}
     except (ValueError, KeyError, TypeError) as exc:
-        raise ModelUnavailableError(f"The fine-tuned model's {METADATA_FILE} in {directory} is unreadable ({exc}): {retrain}.") from exc
+        raise ModelUnavailableError(f"The fine-tuned model's {METADATA_FILE} in {directory} is unreadable ({exc}): "
+                                    f"{retrain}.") from exc
     expected = expected_sha256(directory, metadata)
     actual = sha256_of(directory / WEIGHTS_FILE)
     if expected != actual:
