@@ -18,7 +18,7 @@ import numpy as np
 import sklearn
 
 from ..datasets import LABEL_COLUMNS, load_texts
-from ..files import atomic_writer
+from ..files import atomic_write, atomic_writer
 from ..identity import with_counterfactuals
 from ..settings import cache_dir
 from .classical import SPECS, TrainedModel, fit_model, grid_search, read_model_card
@@ -97,13 +97,60 @@ def read_cached_model(path: Path):
         return None
 
 
+#: Fitted classical models shipped with the package (`python -m moderation ship`), so a first verdict need not wait
+#: minutes for a fit. A file is used only when its name (library, data, features and parameter versions) is the one
+#: this code would cache, and its SHA-256 is the model card's; otherwise the model is fitted as before.
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models" / "classical"
+
+
+def _model_file_name(name: str) -> str:
+    recorded = read_model_card().get("models", {}).get(name, {})
+    key = hashlib.sha256(json.dumps([recorded.get("best_params"), recorded.get("thresholds")],
+                                    sort_keys=True).encode()).hexdigest()[:8]
+    return f"{name}-sklearn{sklearn.__version__}-data{data_version()}-features{features_version()}-{key}.joblib"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shipped_model_path(name: str) -> Path | None:
+    """The shipped fitted model for `name` if there is one for exactly this code and data, with the card's checksum."""
+    file_name = _model_file_name(name)
+    path = SHIPPED_DIR / file_name
+    expected = read_model_card().get("shipped", {}).get(file_name)
+    if not path.is_file() or expected is None:
+        return None
+    if _sha256(path) != expected:
+        warnings.warn(f"refitting: the shipped model {file_name} does not match its SHA-256 in the model card")
+        return None
+    return path
+
+
+def first_use_note(name: str = DEFAULT) -> str | None:
+    """What the first use of text model `name` in this process will cost, or None when it is loaded already."""
+    name = default_model_name() if name in (DEFAULT, None) else name
+    if name in _loaded:
+        return None
+    if name not in SPECS:
+        return f"Loading {name} (first use in this server: the model loads, once)"
+    if shipped_model_path(name) or (cache_dir() / "models" / _model_file_name(name)).is_file():
+        return f"Loading {name} (first use in this server: a few seconds, once)"
+    return (f"Fitting {name} on the bundled data (first use on this machine: a few minutes on two CPU cores, once; "
+            f"it is cached for every later start)")
+
+
 def _build_classical(name: str) -> TrainedModel:
     spec = SPECS[name]
     recorded = read_model_card().get("models", {}).get(name, {})
     params = recorded.get("best_params")
-    key = hashlib.sha256(json.dumps([params, recorded.get("thresholds")], sort_keys=True).encode()).hexdigest()[:8]
-    path = cache_dir() / "models" / f"{name}-sklearn{sklearn.__version__}-data{data_version()}-features{features_version()}-{key}.joblib"
-    cached = read_cached_model(path)
+    path = cache_dir() / "models" / _model_file_name(name)
+    shipped = shipped_model_path(name)
+    cached = read_cached_model(shipped or path)
     if cached is not None:
         return cached
     X, y = training_data("train")
@@ -141,6 +188,28 @@ def _write_model_card(card: dict) -> None:
     with open(str(path), "w", encoding="utf-8") as handle:
         json.dump(card, handle, indent=1, sort_keys=True)
         handle.write("\n")
+
+
+def ship_default_model(log=print) -> Path:
+    """Fit (or read from the cache) the default classical model and ship it: its file under SHIPPED_DIR, its
+    SHA-256 in the model card; shipped files of other versions are removed. `python -m moderation ship`."""
+    name = default_model_name()
+    get_text_model(name)
+    file_name = _model_file_name(name)
+    source = shipped_model_path(name) or cache_dir() / "models" / file_name
+    SHIPPED_DIR.mkdir(parents=True, exist_ok=True)
+    target = SHIPPED_DIR / file_name
+    if source != target:
+        atomic_write(target, source.read_bytes())
+    for stale in SHIPPED_DIR.glob("*.joblib"):
+        if stale.name != file_name:
+            stale.unlink()
+    card = read_model_card()
+    card["shipped"] = {file_name: _sha256(target)}
+    _write_model_card(card)
+    log(f"shipped {target.relative_to(SHIPPED_DIR.parents[1])} ({target.stat().st_size / 2**20:.1f} MiB), "
+        f"sha256 {card['shipped'][file_name]}")
+    return target
 
 
 def train_all(names=None, log=print) -> dict:
