@@ -28,7 +28,8 @@ from starlette.middleware import Middleware
 import moderation
 from moderation import app_support as support
 from moderation import metrics, serving, settings
-from moderation.datasets import BUNDLED
+from moderation.compat import server as compat_api
+from moderation.datasets import BUNDLED, DatasetUnavailableError
 from moderation.image import BlocklistError, censored_preview, remove_stale_writes
 from moderation.taxonomy import IMAGE_CATEGORIES, TEXT_CATEGORIES
 from moderation.text import available_models
@@ -66,7 +67,7 @@ def _example_texts() -> list[tuple[str, str]]:
 
 
 #: What a handler turns into a message in the page: bad input, and a text model that cannot be loaded here.
-_USER_ERRORS = (ValueError, TypeError, moderation.ModelUnavailableError)
+_USER_ERRORS = (ValueError, TypeError, moderation.ModelUnavailableError, DatasetUnavailableError)
 
 
 def _user_error(exc: Exception) -> gr.Error:
@@ -79,6 +80,11 @@ def _user_error(exc: Exception) -> gr.Error:
         logger.error("Image blocklist unusable", exc_info=exc)
         return gr.Error("The server's known-image blocklist is damaged, so images cannot be checked against it. "
                         "The details are in the server log.", print_exception=False)
+    if isinstance(exc, DatasetUnavailableError):  # its message may name the server's mirror folder
+        logger.warning("Public dataset unavailable: %s", exc)
+        return gr.Error("This public dataset cannot be read here: the server could not download it (is the internet "
+                        "reachable from it?) and has no local copy (MODERATION_DATA_MIRROR). The details are in the "
+                        "server log.", print_exception=False)
     return gr.Error(str(exc), print_exception=False)
 
 
@@ -261,10 +267,10 @@ def _report_outputs(report, view, model):
 
 
 def evaluate(dataset="texts", model="default", view=metrics.FLAGGED_VIEW, progress=gr.Progress()):
-    """Evaluate a model on a bundled dataset's test split (cached: switching back is instant)."""
+    """Evaluate a model on a bundled dataset's test split or a public dataset (cached: switching back is instant)."""
     progress(0, desc=f"Evaluating {model} on {dataset} (first time only; a model loads on first use)")
     try:
-        report = metrics.evaluate_bundled(dataset, model)
+        report = metrics.evaluate_dataset(dataset, model)
     except _USER_ERRORS as exc:
         raise _user_error(exc) from None
     return _report_outputs(report, view, model)
@@ -426,9 +432,10 @@ def _generation_tab():
 def _metrics_tab():
     models = available_models()
     gr.Markdown("How good are the text models? Pick a bundled dataset (its test split: texts the models never "
-                "trained on) or upload your own labelled CSV, then read the report below.")
+                "trained on), a public one (Davidson tweets, SMS spam, Toxic Spans: downloaded and checksummed on "
+                "first use, evaluation only) or upload your own labelled CSV, then read the report below.")
     with gr.Row():
-        dataset = gr.Dropdown(list(BUNDLED), value="texts", label="Bundled dataset")
+        dataset = gr.Dropdown([*BUNDLED, *metrics.PUBLIC], value="texts", label="Dataset")
         model = gr.Dropdown(models, value=models[0], label="Model")
         view = gr.Dropdown([metrics.FLAGGED_VIEW, *TEXT_CATEGORIES], value=metrics.FLAGGED_VIEW,
                            label="Confusion matrix for")
@@ -498,8 +505,9 @@ def launch_options(unheard_seconds: float = serving.UNHEARD_JOB_SECONDS) -> dict
     if per_minute > 0:
         limiter = serving.RateLimiter(burst=max(1, per_minute // 3), per_minute=per_minute)
         # Behind a Space's proxy every request comes from the proxy: the visitor is in X-Forwarded-For.
-        middleware.append(Middleware(serving.ClientRateLimit, paths=("/gradio_api/queue/join", "/gradio_api/call/"),
-                                     limiter=limiter, trust_forwarded=bool(os.environ.get("SPACE_ID"))))
+        middleware.append(Middleware(serving.ClientRateLimit, limiter=limiter,
+                                     paths=("/gradio_api/queue/join", "/gradio_api/call/", *compat_api.API_PATHS),
+                                     trust_forwarded=bool(os.environ.get("SPACE_ID"))))
     middleware.append(Middleware(serving.UploadBudget, folder=gr.utils.get_upload_folder(), budget=upload_budget))
     # Jobs nobody listens for are dropped; generation (the slow one) may have only a few waiting.
     middleware.append(Middleware(serving.JobWatch, queue_of=lambda: demo._queue,
@@ -509,7 +517,7 @@ def launch_options(unheard_seconds: float = serving.UNHEARD_JOB_SECONDS) -> dict
     # show_error: input Gradio itself rejects (a string where a slider's number belongs, a missing input) gets
     # Gradio's message instead of {"error": null}; our handlers already turn their own errors into messages.
     return {"max_file_size": MAX_FILE_SIZE, "state_session_capacity": sessions, "show_error": True,
-            "app_kwargs": {"middleware": middleware}}
+            "app_kwargs": compat_api.gradio_app_kwargs(middleware)}  # the drop-in APIs on the UI's port
 
 
 def upload_budget() -> int:

@@ -68,6 +68,26 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_ship(args) -> int:
+    from .text.registry import ship_default_model
+
+    ship_default_model()
+    return 0
+
+
+def _print_report(report, as_json: bool) -> None:
+    """An EvaluationReport as the Metrics tab shows it: the reading, then the classification reports."""
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=1))
+        return
+    print(report.reading())
+    for title, table in (("per category", report.category_table()), ("flagged vs clean", report.flagged_table())):
+        if not table.empty:
+            print(f"\nClassification report, {title}:\n{table.to_string(index=False)}")
+    for view in report.views:
+        print(f"\nConfusion matrix, {view} ([[tn, fp], [fn, tp]]): {report.confusion(view).tolist()}")
+
+
 def cmd_evaluate(args) -> int:
     from functools import partial
 
@@ -75,6 +95,18 @@ def cmd_evaluate(args) -> int:
     from .datasets import DatasetUnavailableError
     from .evaluation import run_public_evaluation
 
+    if args.dataset:
+        from . import metrics
+
+        try:
+            for name in args.models:
+                report = (metrics.evaluate_public(args.dataset, name, limit=args.limit) if args.dataset in metrics.PUBLIC
+                          else metrics.evaluate_bundled(args.dataset, name))
+                _print_report(report, args.json)
+        except (DatasetUnavailableError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     results = {}
     for name in args.models:
         try:
@@ -103,6 +135,28 @@ def cmd_batch(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from . import serving, settings
+    from .compat.server import serve
+
+    try:
+        import starlette  # noqa: F401  (the web server: the [api] extra, or gradio's dependencies)
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        print(f"error: {exc.name} is not installed; `pip install 'content-moderation-lab[api]'` installs the API "
+              f"server", file=sys.stderr)
+        return 2
+    per_minute = args.rate_limit
+    if per_minute is None:
+        per_minute = settings.whole_number("MODERATION_RATE_LIMIT", serving.REQUESTS_PER_MINUTE)
+    try:
+        serve(args.host, args.port, args.model, requests_per_minute=per_minute, trust_forwarded=args.trust_forwarded)
+    except ValueError as exc:  # an unknown model
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m moderation", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,10 +179,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=float, help="fine-tuning epochs (finetuned only)")
     train.set_defaults(func=cmd_train)
 
+    ship = sub.add_parser("ship", help="write the fitted default model into the package (moderation/models/"
+                                       "classical) with its SHA-256 in the model card, so first use need not fit")
+    ship.set_defaults(func=cmd_ship)
+
     evaluate = sub.add_parser("evaluate", help="score models on the public datasets (evaluation only)")
     evaluate.add_argument("--models", nargs="+", default=["default"])
     evaluate.add_argument("--limit", type=int, help="only the first N rows of each dataset (quick look)")
+    evaluate.add_argument("--dataset", help="one dataset's full report (confusion matrices, classification reports, "
+                                            "reading): public davidson, sms_spam, toxic_spans, or bundled texts, "
+                                            "sms_email (their test split)")
+    evaluate.add_argument("--json", action="store_true", help="with --dataset: the report as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    serve = sub.add_parser("serve", help="serve the OpenAI- and Perspective-compatible HTTP APIs (no UI)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--model", default="default", help="the model for requests that name none")
+    serve.add_argument("--rate-limit", type=int, help="requests per minute per client, 0 = off (default: "
+                                                      "MODERATION_RATE_LIMIT, else 60)")
+    serve.add_argument("--trust-forwarded", action="store_true",
+                       help="behind a proxy or load balancer: the client is the first X-Forwarded-For address")
+    serve.set_defaults(func=cmd_serve)
 
     batch = sub.add_parser("batch", help="moderate every row of a CSV, JSON Lines or Parquet file (resumable)")
     batch.add_argument("input", help="a .csv, .jsonl/.ndjson or .parquet file")

@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
 
+from . import datasets
 from .datasets import BUNDLED, load_texts
 from .taxonomy import TEXT_CATEGORIES
 from .text import classical, default_model_name, moderate_text
@@ -126,6 +127,8 @@ def classification_table(y_true, y_pred, target_names: list[str], accuracy: floa
     The accuracy row has only an F1-column value (as sklearn's text report prints it) and the whole support.
     """
     labels = [0, 1] if np.ndim(y_true) == 1 else None  # binary: report both classes even if one never occurs
+    if np.ndim(y_true) == 2 and np.shape(y_true)[1] == 1:  # one category: sklearn reads one column as two classes
+        y_true, y_pred, labels = np.asarray(y_true)[:, 0], np.asarray(y_pred)[:, 0], [1]
     report = classification_report(y_true, y_pred, labels=labels, target_names=target_names, output_dict=True,
                                    zero_division=0)
     report.pop("accuracy", None)
@@ -312,15 +315,72 @@ def evaluate_labelled_csv(source: str | Path | bytes, model: str = "default",
     return _cached(key, lambda: _evaluate_labelled(read_labelled_csv(payload), model, name))
 
 
-def _evaluate_labelled(data: LabelledTexts, model: str, name: str) -> EvaluationReport:
+def _evaluate_labelled(data: LabelledTexts, model: str, name: str,
+                       flagged_by: tuple[str, ...] | None = None) -> EvaluationReport:
+    """`flagged_by`: the categories whose flags count as "flagged"; by default the labelled ones (a bare flagged/clean
+    label is about every category)."""
     verdicts = moderate_text(data.texts, model=model, explain_spans=False)
-    judged = data.categories or TEXT_CATEGORIES  # a bare flagged/clean label is about every category
-    predicted = np.array([[int(c in v.categories) for c in judged] for v in verdicts], dtype=int)
+    flagged_by = set(flagged_by or data.categories or TEXT_CATEGORIES)
+    predicted = np.array([[int(c in v.categories) for c in data.categories] for v in verdicts],
+                         dtype=int).reshape(len(verdicts), len(data.categories))
     return EvaluationReport(
-        dataset=name, model=model, categories=data.categories, y_true=data.labels,
-        y_pred=predicted[:, :len(data.categories)], flagged_true=data.flagged, flagged_pred=predicted.any(axis=1),
+        dataset=name, model=model, categories=data.categories, y_true=data.labels, y_pred=predicted,
+        flagged_true=data.flagged, flagged_pred=np.array([bool(flagged_by & set(v.categories)) for v in verdicts]),
         thresholds=dict(verdicts[0].thresholds),
     )
+
+
+# --- Public datasets (evaluation only) ----------------------------------------------------------------------------
+
+
+def _davidson() -> LabelledTexts:
+    frame = datasets.fetch_davidson()
+    hate = (frame["label"] == 0).to_numpy(dtype=int)[:, None]
+    return LabelledTexts(frame["text"].tolist(), ("hate",), hate, frame["flagged"].to_numpy(dtype=bool))
+
+
+def _sms_spam() -> LabelledTexts:
+    frame = datasets.fetch_sms_spam()
+    spam = frame["spam"].to_numpy(dtype=bool)
+    return LabelledTexts(frame["text"].tolist(), ("spam",), spam.astype(int)[:, None], spam)
+
+
+def _toxic_spans() -> LabelledTexts:
+    frame = datasets.fetch_toxic_spans("test")
+    return LabelledTexts(frame["text"].tolist(), (), np.zeros((len(frame), 0), dtype=int),
+                         frame["spans"].map(bool).to_numpy(dtype=bool))
+
+
+#: Public datasets the Metrics tab and `python -m moderation evaluate --dataset` report on, with the truth each gives
+#: (the conventions of `moderation.evaluation`): Davidson flagged = hate or offensive, and its hate class as `hate`;
+#: SMS spam as `spam` (a legitimate message flagged for anything is a false alarm); Toxic Spans test posts with any
+#: toxic span as flagged. A flag in any category counts as flagged, as a user of the verdict would read it.
+PUBLIC = {"davidson": _davidson, "sms_spam": _sms_spam, "toxic_spans": _toxic_spans}
+
+
+def evaluate_public(dataset: str, model: str = "default", limit: int | None = None) -> EvaluationReport:
+    """Score `model` on a public dataset (see `PUBLIC`), fetched with its checksum checked or read from
+    MODERATION_DATA_MIRROR (`datasets.DatasetUnavailableError` when neither works); `limit` takes the first rows for
+    a quick look. Cached per process."""
+    if dataset not in PUBLIC:
+        raise ValueError(f"unknown public dataset {dataset!r}; available: {', '.join(PUBLIC)}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive number of rows, got {limit}")
+    name = resolve_model_name(model)
+
+    def compute():
+        data = PUBLIC[dataset]()
+        if limit is not None:
+            data = LabelledTexts(data.texts[:limit], data.categories, data.labels[:limit], data.flagged[:limit])
+        title = f"{dataset} (public, {len(data.texts):,} texts{'' if limit is None else ', first rows only'})"
+        return _evaluate_labelled(data, name, title, flagged_by=TEXT_CATEGORIES)
+
+    return _cached(("public", dataset, name, limit), compute)
+
+
+def evaluate_dataset(dataset: str, model: str = "default") -> EvaluationReport:
+    """A bundled dataset's test split or a whole public dataset, by name (the Metrics tab's one dropdown)."""
+    return evaluate_public(dataset, model) if dataset in PUBLIC else evaluate_bundled(dataset, model)
 
 
 # --- GridSearchCV record ------------------------------------------------------------------------------------------
