@@ -29,6 +29,7 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..taxonomy import DEFAULT_THRESHOLD, TEXT_CATEGORIES
 from .features import build_preprocessor
@@ -49,7 +50,14 @@ class ThresholdedLinearRegression(ClassifierMixin, BaseEstimator):
     def __init__(self, fit_intercept: bool = True):
         self.fit_intercept = fit_intercept
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # what the feature step gives it
+        tags.classifier_tags.multi_label = tags.target_tags.multi_output = True  # one 0/1 column per category
+        return tags
+
     def fit(self, X, y):
+        X, y = validate_data(self, X, y, accept_sparse=True, multi_output=True, y_numeric=True)
         # A small dense least-squares problem solves in seconds; the sparse solver (lsqr) takes minutes.
         X = X.toarray() if hasattr(X, "toarray") else X
         self.regressor_ = LinearRegression(fit_intercept=self.fit_intercept).fit(X, y)
@@ -57,6 +65,8 @@ class ThresholdedLinearRegression(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=True, reset=False)
         X = X.toarray() if hasattr(X, "toarray") else X
         return np.clip(self.regressor_.predict(X), 0.0, 1.0)
 

@@ -37,6 +37,8 @@ from sklearn.metrics import f1_score
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import get_tags
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from ..files import atomic_write, atomic_writer
@@ -109,6 +111,13 @@ class MeanOfViews(ClassifierMixin, BaseEstimator):
         self.heads = heads
         self.ngrams = ngrams
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        views = [view for view in (self.heads, self.ngrams) if view is not None]
+        tags.input_tags.sparse = bool(views) and all(get_tags(view).input_tags.sparse for view in views)
+        tags.classifier_tags.multi_label = tags.target_tags.multi_output = True  # one 0/1 column per category
+        return tags
+
     def fit(self, X, y):
         self.heads_ = clone(self.heads).fit(X, y)
         self.ngrams_ = clone(self.ngrams).fit(X, y)
@@ -116,6 +125,7 @@ class MeanOfViews(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X) -> np.ndarray:
+        check_is_fitted(self)
         return (positive_proba(self.heads_, X) + positive_proba(self.ngrams_, X)) / 2
 
     def predict(self, X) -> np.ndarray:
