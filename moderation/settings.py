@@ -93,19 +93,20 @@ def flag(name: str, default: bool) -> bool:
 
 
 def number(name: str, default: float) -> float:
-    given = value(name)
-    try:
-        return float(given) if given else default
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {given!r}") from None
+    return _parsed(name, float, "a number", default)
 
 
 def whole_number(name: str, default: int) -> int:
+    return _parsed(name, int, "a whole number", default)
+
+
+def _parsed(name: str, parse, kind: str, default):
+    """`parse` of the value, `default` when unset; a value that does not parse names the variable."""
     given = value(name)
     try:
-        return int(given) if given else default
+        return parse(given) if given else default
     except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {given!r}") from None
+        raise ValueError(f"{name} must be {kind}, got {given!r}") from None
 
 
 def cache_dir() -> Path:
