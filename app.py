@@ -20,9 +20,12 @@ import inspect
 import logging
 import os
 import signal
+import threading
+from functools import partial
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 from starlette.middleware import Middleware
 
 import moderation
@@ -33,6 +36,7 @@ from moderation.datasets import BUNDLED, DatasetUnavailableError
 from moderation.image import BlocklistError, censored_preview, remove_stale_writes
 from moderation.taxonomy import IMAGE_CATEGORIES, TEXT_CATEGORIES
 from moderation.text import available_models
+from moderation.text.registry import first_use_note, get_text_model, unavailable_models
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 #: One colour per text category for highlighted spans (Okabe-Ito, readable by colour-blind users).
@@ -94,7 +98,7 @@ def _user_error(exc: Exception) -> gr.Error:
 def moderate_text(text, model="default", blocklist="", allowlist="", progress=gr.Progress(), *thresholds):
     """Moderate one text with the sliders' thresholds (one per category, taxonomy order; they start at, and move
     to, the chosen model's tuned values, so an untouched slider means the tuned threshold)."""
-    progress(0, desc=f"Running {model} (a model loads on first use, once)")
+    progress(0, desc=first_use_note(model) or f"Running {model}")
     try:
         verdict = moderation.moderate_text(
             support.clean_text(text), model=model, blocklist=support.parse_terms(blocklist),
@@ -103,7 +107,7 @@ def moderate_text(text, model="default", blocklist="", allowlist="", progress=gr
         )
     except _USER_ERRORS as exc:
         raise _user_error(exc) from None
-    status = f"Model `{verdict.model}`" + (" (long text: the model read its beginning)" if verdict.truncated else "")
+    status = support.model_status(verdict.model, verdict.truncated)
     return (support.verdict_markdown(verdict.flagged, verdict.categories), verdict.scores,
             support.highlight_segments(verdict.text, verdict.spans), verdict.to_dict(), status)
 
@@ -122,13 +126,17 @@ def thresholds_for(model):
 
 
 def batch_columns(path):
+    """A new upload: its columns to choose from, and the previous file's result cleared. A file that cannot be read
+    is said once, in the summary (it was an error badge beside the previous file's summary)."""
+    cleared = (EMPTY_BATCH, None)
     if not path:
-        return gr.Dropdown(choices=[], value=None)
+        return gr.Dropdown(choices=[], value=None), *cleared, ""
     try:
         frame = support.read_text_table(path)
     except ValueError as exc:
-        raise _user_error(exc) from None
-    return gr.Dropdown(choices=support.input_columns(frame), value=support.guess_text_column(frame))
+        return gr.Dropdown(choices=[], value=None), *cleared, f"**{Path(path).name} cannot be read:** {exc}"
+    return (gr.Dropdown(choices=support.input_columns(frame), value=support.guess_text_column(frame)), *cleared,
+            f"{Path(path).name}: {len(frame):,} rows. Choose the text column, then press Moderate file.")
 
 
 def moderate_batch(path, column=None, model="default", progress=gr.Progress()):
@@ -259,11 +267,27 @@ def generate(prompt, max_new_tokens=60, temperature=0.8, top_p=0.95, seed=-1, po
 # --- Metrics -----------------------------------------------------------------------------------------------------
 
 
+def _no_rows(*columns: str) -> pd.DataFrame:
+    """An empty table with its real headers (an empty Dataframe showed placeholder headers "1 2 3")."""
+    return pd.DataFrame(columns=list(columns))
+
+
+#: What each report table holds before (and while) a report is computed.
+EMPTY_REPORT = _no_rows(*metrics.REPORT_COLUMNS)
+EMPTY_GRID = _no_rows("rank", "mean_f1_macro", "std_f1_macro", "mean_fit_seconds")
+EMPTY_BATCH = _no_rows("flagged", "categories", "outcome")
+
+
 def _report_outputs(report, view, model):
     view = view if view in report.views else metrics.FLAGGED_VIEW
     return (report, gr.Dropdown(choices=report.views, value=view), report.reading(view),
             support.confusion_image(report, view), report.category_table(), report.flagged_table(),
             metrics.grid_search_summary(model), metrics.grid_search_table(model))
+
+
+def clear_report():
+    """Before an evaluation: the last report goes, so a failed run never leaves it under the new choice's name."""
+    return None, gr.skip(), "", None, EMPTY_REPORT, EMPTY_REPORT, "", EMPTY_GRID
 
 
 def evaluate(dataset="texts", model="default", view=metrics.FLAGGED_VIEW, progress=gr.Progress()):
@@ -295,13 +319,21 @@ def evaluate_fairness(model="default", progress=gr.Progress()):
         report = metrics.evaluate_fairness(model)
     except _USER_ERRORS as exc:
         raise _user_error(exc) from None
-    return (report.reading(), support.png_image(report.figure_png()), report.per_term, report.pass_rates)
+    return report.reading(), support.png_image(report.figure_png()), report.per_term, report.pass_rates
 
 
 def show_view(report, view):
     if report is None:
         return "", None
     return report.reading(view), support.confusion_image(report, view)
+
+
+def show_model_availability(menus: int):
+    """On every page load (no model is loaded for it): which models cannot be loaded here and why, in each tab,
+    and marked in the `menus` text model menus, so nobody clicks into a failure to find out."""
+    notices = support.model_availability()
+    choices = support.model_choices(available_models(), unavailable_models())
+    return notices["text"], notices["image"], notices["generation"], *(gr.Dropdown(choices=choices) for _ in range(menus))
 
 
 # --- Layout ------------------------------------------------------------------------------------------------------
@@ -324,6 +356,7 @@ def _textbox(label: str, **options) -> gr.Textbox:
 
 def _text_tab():
     models = available_models()
+    notice = gr.Markdown(elem_id="text-notice")
     with gr.Row():
         with gr.Column(scale=3):
             text = _textbox("Text to moderate", lines=4, placeholder="Type or paste a message…")
@@ -362,16 +395,18 @@ def _text_tab():
                 batch_model = gr.Dropdown(models, value=models[0], label="Model")
                 batch_button = gr.Button("Moderate file")
         batch_summary = gr.Markdown()
-        table = gr.Dataframe(label="Scores (first 1,000 rows shown; download for all)", max_height=400)
+        table = gr.Dataframe(EMPTY_BATCH, label="Scores (first 1,000 rows shown; download for all)", max_height=400)
         download = gr.File(label="Scored CSV")
     if (EXAMPLES / "texts.csv").is_file():
         gr.Examples([[str(EXAMPLES / "texts.csv")]], inputs=[upload], label="Example file")
-    upload.change(batch_columns, upload, column, api_visibility="private")
+    upload.change(batch_columns, upload, [column, table, download, batch_summary], api_visibility="private")
     batch_button.click(moderate_batch, [upload, column, batch_model], [table, download, batch_summary],
                        api_name="moderate_batch", concurrency_limit=1)
+    return notice, [model, batch_model]
 
 
 def _image_tab():
+    notice = gr.Markdown(elem_id="image-notice")
     with gr.Row():
         with gr.Column():
             image = gr.Image(label="Image", sources=["upload", "webcam"], type="filepath", image_mode=None,
@@ -402,9 +437,11 @@ def _image_tab():
     images = sorted(str(p) for p in (EXAMPLES / "images").glob("*.jpg"))
     if images:
         gr.Examples(images, inputs=[image], label="Examples (from examples/images/, see CREDITS.md)")
+    return notice
 
 
 def _generation_tab():
+    notice = gr.Markdown(elem_id="generation-notice")
     with gr.Row():
         with gr.Column():
             prompt = _textbox("Prompt", lines=3, placeholder="Once upon a time…")
@@ -427,6 +464,7 @@ def _generation_tab():
                 raw = gr.JSON()
     button.click(generate, [prompt, max_new_tokens, temperature, top_p, seed, policy, blocklist],
                  [text, prompt_verdict, output_verdict, suppressed, raw], api_name="generate", concurrency_limit=1)
+    return notice
 
 
 def _metrics_tab():
@@ -450,10 +488,10 @@ def _metrics_tab():
     report = gr.State()
     reading = gr.Markdown(elem_id="metrics-reading")
     figure = gr.Image(label="Confusion matrix", format="png", interactive=False, elem_id="metrics-plot")
-    category_table = gr.Dataframe(label="Classification report per category", elem_id="metrics-report")
-    flagged_table = gr.Dataframe(label="Classification report: flagged vs clean")
+    category_table = gr.Dataframe(EMPTY_REPORT, label="Classification report per category", elem_id="metrics-report")
+    flagged_table = gr.Dataframe(EMPTY_REPORT, label="Classification report: flagged vs clean")
     grid_summary = gr.Markdown()
-    grid_table = gr.Dataframe(label="GridSearchCV: mean cross-validated macro-F1 per parameter combination")
+    grid_table = gr.Dataframe(EMPTY_GRID, label="GridSearchCV: mean cross-validated macro-F1 per parameter combination")
 
     with gr.Accordion("Fairness: the behavioural suite and unintended bias per identity term", open=False):
         gr.Markdown("2,001 sentences written for this project and never trained on: statements about 40 groups "
@@ -463,19 +501,21 @@ def _metrics_tab():
         fairness_button = gr.Button("Run the behavioural suite")
         fairness_reading = gr.Markdown(elem_id="fairness-reading")
         fairness_figure = gr.Image(label="AUCs per identity term", format="png", interactive=False)
-        fairness_terms = gr.Dataframe(label="Per identity term")
-        fairness_rates = gr.Dataframe(label="Pass rate per phenomenon")
+        fairness_terms = gr.Dataframe(_no_rows("term", "subgroup_auc", "bpsn_auc", "bnsp_auc"), label="Per identity term")
+        fairness_rates = gr.Dataframe(_no_rows("phenomenon", "cases", "pass_rate"), label="Pass rate per phenomenon")
     fairness_outputs = [fairness_reading, fairness_figure, fairness_terms, fairness_rates]
     fairness_button.click(evaluate_fairness, model, fairness_outputs, api_name="evaluate_fairness",
                           concurrency_limit=1, concurrency_id="metrics")
 
     outputs = [report, view, reading, figure, category_table, flagged_table, grid_summary, grid_table]
     shared = {"concurrency_limit": 1, "concurrency_id": "metrics"}
-    button.click(evaluate, [dataset, model, view], outputs, api_name="evaluate", **shared)
+    clear = {"fn": clear_report, "outputs": outputs, "queue": False, "api_visibility": "private"}
+    button.click(**clear).then(evaluate, [dataset, model, view], outputs, api_name="evaluate", **shared)
     for control in (dataset, model):
-        control.input(evaluate, [dataset, model, view], outputs, api_visibility="private", **shared)
-    csv_button.click(evaluate_csv, [upload, model, view], outputs, api_name="evaluate_csv", **shared)
+        control.input(**clear).then(evaluate, [dataset, model, view], outputs, api_visibility="private", **shared)
+    csv_button.click(**clear).then(evaluate_csv, [upload, model, view], outputs, api_name="evaluate_csv", **shared)
     view.input(show_view, [report, view], [reading, figure], api_visibility="private", **shared)
+    return model
 
 
 def build_demo() -> gr.Blocks:
@@ -483,13 +523,15 @@ def build_demo() -> gr.Blocks:
         gr.Markdown("# Moderation lab\nText, image and generated-text moderation with one taxonomy, and the "
                     "numbers behind it. Runs on CPU; models load on first use.")
         with gr.Tab("Text"):
-            _text_tab()
+            text_notice, model_menus = _text_tab()
         with gr.Tab("Image"):
-            _image_tab()
+            image_notice = _image_tab()
         with gr.Tab("Generation"):
-            _generation_tab()
+            generation_notice = _generation_tab()
         with gr.Tab("Metrics"):
-            _metrics_tab()
+            model_menus.append(_metrics_tab())
+        demo.load(partial(show_model_availability, len(model_menus)), None, [text_notice, image_notice, generation_notice, *model_menus],
+                  api_visibility="private", queue=False)
     # Two CPU cores: a burst of visitors queues instead of thrashing; per-event limits above refine this.
     return demo.queue(default_concurrency_limit=2, max_size=256)
 
@@ -547,11 +589,20 @@ def main(argv=None) -> None:
     remove_stale_writes()  # temporary files of a blocklist write that a killed server left behind
     support.remove_old_files(gr.utils.get_upload_folder(), DELETE_CACHE[1])  # uploads a killed server left behind
     _stop_on_sigterm()
+    # The default text model loads (or is fitted, when no shipped or cached one fits this code) while the server
+    # starts, so the first visitor does not wait for it.
+    threading.Thread(target=get_text_model, name="load-default-text-model", daemon=True).start()
     # Server name and port are left to Gradio, which reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT.
-    demo.launch(share=share, prevent_thread_lock=True, **launch_options())
-    if share and not demo.share_url:
+    # quiet: Gradio's own "set share=True in launch()" hint named the wrong knob; the lines below say ours.
+    demo.launch(share=share, prevent_thread_lock=True, quiet=True, **launch_options())
+    print(f"* Running on local URL: {demo.local_url}", flush=True)
+    if share and demo.share_url:
+        print(f"* Running on public URL: {demo.share_url}", flush=True)
+    elif share:
         print(f"No public share link could be created (is the internet reachable from here?). "
               f"The app is still served locally at {demo.local_url}", flush=True)
+    else:
+        print("* For a public link: python app.py --share (or MODERATION_SHARE=1)", flush=True)
     demo.block_thread()
 
 

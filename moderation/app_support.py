@@ -166,13 +166,18 @@ def read_text_table(path: str | Path) -> pd.DataFrame:
       column as an index and shifted every other one); a blank TXT line is a row without text (`missing_text`);
     - an input column named like one the job adds (`flagged`, `score_<category>`, `categories`, `outcome`, as in
       a file this app scored before) is kept as `input_<name>`, so our columns never overwrite the input's.
-    The reader's own verdicts go in an `outcome` column. More than MAX_BATCH_ROWS rows, or none, raises ValueError.
+    The reader's own verdicts go in an `outcome` column. More than MAX_BATCH_ROWS rows, none, or a binary file (NUL
+    bytes: an image or a spreadsheet renamed .csv) raises ValueError.
     """
     from .batch import ADDED_COLUMNS, INVALID_RECORD, decode_text
 
     path = Path(path)
     with open(path, "rb") as handle:
-        text = decode_text(handle.read()).removeprefix("\ufeff")
+        data = handle.read()
+    if b"\x00" in data[:65536]:  # an image, a spreadsheet, an archive: no text file holds NUL bytes
+        raise ValueError(f"{path.name} is not a text file (it holds binary data); upload a CSV with a header row, "
+                         f"or a TXT file with one text per line.")
+    text = decode_text(data).removeprefix("\ufeff")
     if path.suffix.lower() == ".txt":
         lines = text.splitlines()
         if len(lines) > MAX_BATCH_ROWS:
@@ -388,6 +393,26 @@ def generation_summary(result, *, final: bool = True) -> tuple[list[tuple[str, s
         if not final:
             output_line += " so far, still generating…"
     return segments, prompt_line, output_line
+
+
+#: How far below the default's test macro-F1 a model must score for its verdicts to carry a warning.
+WEAK_MODEL_MARGIN = 0.1
+
+
+def model_status(model: str, truncated: bool = False) -> str:
+    """The line under a text verdict: which model judged, and a warning when it is clearly weaker than the default
+    (the decision tree of the source material scores 0.42 test macro-F1 against 0.82, and said nothing about it)."""
+    from .text.classical import read_model_card
+
+    card = read_model_card()
+    models, default = card.get("models", {}), card.get("default")
+    status = f"Model `{model}`" + (" (long text: the model read its beginning)" if truncated else "")
+    score, best = models.get(model, {}).get("test_f1_macro"), models.get(default, {}).get("test_f1_macro")
+    if score is not None and best is not None and best - score > WEAK_MODEL_MARGIN:
+        kind = "a teaching baseline, weak on purpose" if models[model].get("teaching_baseline") else "a teaching model"
+        status += (f". **Weaker than the default**: {kind} (test macro-F1 {score:.2f}, against {best:.2f} for "
+                   f"`{default}`); choose `default` for real verdicts.")
+    return status
 
 
 def model_choices(names: Iterable[str], unavailable: Mapping[str, str]) -> list[tuple[str, str]]:

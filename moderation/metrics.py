@@ -97,7 +97,8 @@ class EvaluationReport:
         """The numbers of one view in plain words, then what the report's averages mean (Markdown)."""
         header = f"**{self.model}** on **{self.dataset}**, {self.size} texts. Reading the **{view}** view:"
         bullets = plain_reading(self.confusion(view), *_class_names(view), threshold=self.thresholds.get(view))
-        return f"{header}\n\n{bullets}\n\n{AVERAGES_READING}"
+        averages = AVERAGES_READING if self.categories else f"{NO_CATEGORIES_READING}\n\n{AVERAGES_READING}"
+        return f"{header}\n\n{bullets}\n\n{averages}"
 
     def confusion_png(self, view: str = FLAGGED_VIEW) -> bytes:
         """`confusion_figure` as PNG bytes, drawn once per view: encoding is most of a figure's cost, so switching
@@ -181,9 +182,13 @@ def plain_reading(matrix: np.ndarray, negative: str, positive: str, threshold: f
 
 AVERAGES_READING = (
     "**Macro average** gives every class the same weight, so a rare category counts as much as a common one; "
-    "**weighted average** weights each class by its support; **micro average** pools every decision. "
-    "In the per-category table, accuracy is exact match: every category right for a text at once."
+    "**weighted average** weights each class by its support; **micro average** pools every decision; "
+    "**samples average** (per-category table only) scores each text's set of categories against its true set and "
+    "averages over texts. In the per-category table, accuracy is exact match: every category right for a text at once."
 )
+#: Said instead of a per-category report when the labels say only flagged or not.
+NO_CATEGORIES_READING = ("There is no per-category report: these labels say only whether a text should be flagged "
+                         "(a 0/1 `label` column), not in which category, so only the flagged-vs-clean report applies.")
 
 
 def confusion_figure(report: EvaluationReport, view: str = FLAGGED_VIEW) -> Figure:

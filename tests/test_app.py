@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from moderation import app_support as support
+from moderation import metrics
 from moderation.taxonomy import IMAGE_CATEGORIES, TEXT_CATEGORIES
 from moderation.testing.tiny_models import VIT_LABELS
 from moderation.verdict import Span
@@ -497,6 +498,7 @@ def test_python_app_py_serves_locally_and_explains_a_missing_share_link():
                 break
         output = "".join(lines)
         assert "HEAVY []" in output and f"http://127.0.0.1:{port}" in output
+        assert "share=True" not in output  # Gradio's own hint named the wrong knob
         # Offline (CI, this lab) Gradio cannot fetch its tunnel client, and the app says so and keeps serving.
         assert "No public share link could be created" in output or "public URL" in output
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=30) as response:
@@ -776,3 +778,60 @@ def test_text_fields_refuse_numbers_and_lists_from_the_api(served_app):
     event, error = call_http_api(served_app, "moderate_text", text="hello", blocklist=7)
     assert event == "error" and "Blocklist" in error["error"]
     assert call_http_api(served_app, "moderate_text", text="12345")[0] == "complete"
+
+
+def test_models_that_cannot_be_loaded_are_named_up_front(served_app, monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    # Offline, choosing bert-base-uncased or opening the Image tab without a model was the first a visitor heard.
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a closed port: the hub is unreachable
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
+    text, image, generation, *menus = served_app.show_model_availability(3)
+    assert "`bert-base-uncased`" in text and "MODERATION_BERT_MODEL" in text and "`toxic-bert`" in text
+    assert "`transformer`" not in text  # the bundled MiniLM needs no hub
+    assert image == generation == ""  # the tiny local checkpoints of this test server load
+    for menu in menus:
+        assert ("bert-base-uncased (unavailable here)", "bert-base-uncased") in menu.choices
+        assert ("logreg", "logreg") in menu.choices and ("transformer", "transformer") in menu.choices
+    monkeypatch.setenv("MODERATION_IMAGE_MODEL", str(tmp_path / "secret" / "vit"))
+    _, image, *_ = served_app.show_model_availability(3)
+    assert "local checkpoint vit" in image and "MODERATION_IMAGE_MODEL" in image and str(tmp_path) not in image
+
+
+def test_a_new_upload_clears_the_last_result_and_says_once_why_a_file_cannot_be_read(served_app, tmp_path):
+    # A non-CSV upload showed pandas' "C error: Expected 1 fields in line 11" twice, beside the previous file's summary.
+    broken = tmp_path / "photo.csv"
+    broken.write_bytes(EXAMPLE_IMAGE.read_bytes())
+    menu, table, download, summary = served_app.batch_columns(str(broken))
+    assert table.empty and list(table.columns) == ["flagged", "categories", "outcome"] and download is None
+    assert summary.startswith("**photo.csv cannot be read:**") and menu.choices == []
+    good = tmp_path / "comments.csv"
+    pd.DataFrame({"id": [1, 2], "comment": ["hi", "you idiot"]}).to_csv(good, index=False)
+    menu, table, download, summary = served_app.batch_columns(str(good))
+    assert menu.value == "comment" and table.empty and download is None and "2 rows" in summary
+
+
+def test_a_report_is_cleared_before_the_next_evaluation_and_tables_have_real_headers(served_app):
+    # A failed Metrics run left the previous model's report under the new model's name; empty tables read "1 2 3".
+    report, view, reading, figure, by_category, flagged, grid_summary, grid = served_app.clear_report()
+    assert report is None and reading == "" and figure is None and grid_summary == ""
+    assert list(by_category.columns) == list(flagged.columns) == list(metrics.REPORT_COLUMNS) and by_category.empty
+    config = served_app.demo.config
+    evaluate = next(d for d in config["dependencies"] if d.get("api_name") == "evaluate")
+    clear = next(d for d in config["dependencies"] if d["id"] == evaluate["trigger_after"])
+    assert clear["backend_fn"] and clear["outputs"] == evaluate["outputs"]  # the clearing step runs first
+
+
+def test_only_flagged_labels_say_why_there_is_no_per_category_report(tmp_path):
+    path = tmp_path / "labels.csv"
+    pd.DataFrame({"text": ["have a nice day", "you worthless idiot"], "label": [0, 1]}).to_csv(path, index=False)
+    report = metrics.evaluate_labelled_csv(path, "default", name="labels.csv")
+    assert report.category_table().empty and "no per-category report" in report.reading()
+    assert "samples average" in report.reading()  # the per-category table's "samples avg" row is explained
+
+
+def test_a_clearly_weaker_model_says_so_under_its_verdict():
+    # The decision tree gave weak verdicts (0.42 test macro-F1 against 0.82) without a word that it is weak.
+    assert "Weaker than the default" in support.model_status("tree") and "0.42" in support.model_status("tree")
+    assert support.model_status("logreg") == "Model `logreg`"
+    assert support.model_status("default") == "Model `default`"
