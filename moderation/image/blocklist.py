@@ -12,7 +12,7 @@ against re-uploads, not a substitute for PhotoDNA/PDQ hash-sharing programmes.
 The list is a small JSON file: the `path` argument, else $MODERATION_IMAGE_BLOCKLIST, else `image_blocklist.json`
 in the package's cache directory (`moderation.settings.cache_dir()`: $MODERATION_CACHE_DIR, else
 ~/.cache/moderation, under $XDG_CACHE_HOME when set). Writes go to a temporary file that replaces the old one
-atomically (`moderation.files.atomic_write`), so a crash never leaves half a file; a file that is nevertheless corrupt raises `BlocklistError`
+atomically (`moderation.files.atomic_writer`), so a crash never leaves half a file; a file that is nevertheless corrupt raises `BlocklistError`
 rather than being treated as empty, because an emptied blocklist silently lets known images back in. One writer
 at a time: writers in different processes may lose each other's additions (a lock guards threads of one process).
 """
@@ -29,7 +29,7 @@ import imagehash
 from PIL import Image
 
 from .. import settings
-from ..files import atomic_write, temporary_files
+from ..files import atomic_writer, temporary_files
 from .decode import ImageInput, load_frames
 
 BLOCKLIST_ENV = "MODERATION_IMAGE_BLOCKLIST"
@@ -171,4 +171,6 @@ def _read(path: Path) -> list[BlocklistEntry]:
 def _write(path: Path, entries: list[BlocklistEntry]) -> None:
     """Write the whole list to a temporary file beside `path`, then swap it in with one atomic rename."""
     document = {"version": _FORMAT_VERSION, "hash": "phash-64", "entries": [entry.to_dict() for entry in entries]}
-    atomic_write(path, json.dumps(document, indent=2) + "\n")
+    with atomic_writer(path, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2)
+        handle.write("\n")
