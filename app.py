@@ -89,6 +89,8 @@ def _user_error(exc: Exception) -> gr.Error:
         return gr.Error("This public dataset cannot be read here: the server could not download it (is the internet "
                         "reachable from it?) and has no local copy (MODERATION_DATA_MIRROR). The details are in the "
                         "server log.", print_exception=False)
+    if isinstance(exc, moderation.ModelUnavailableError):  # a local checkpoint is named by its folder only
+        return gr.Error(support.without_server_paths(str(exc)), print_exception=False)
     return gr.Error(str(exc), print_exception=False)
 
 
@@ -196,7 +198,8 @@ def moderate_image(image, progress=gr.Progress()):
     try:
         verdict = moderation.moderate_image(image)
     except moderation.ModelUnavailableError as exc:
-        return "### Image model unavailable", None, None, None, str(exc), {"error": str(exc)}
+        message = support.without_server_paths(str(exc))
+        return "### Image model unavailable", None, None, None, message, {"error": message}
     except ValueError as exc:
         raise _user_error(exc) from None
     headline, notes = support.image_summary(verdict)
@@ -259,7 +262,8 @@ def generate(prompt, max_new_tokens=60, temperature=0.8, top_p=0.95, seed=-1, po
             yield *support.generation_summary(result, final=False), result.suppressed, result.to_dict()
         yield *support.generation_summary(result), result.suppressed, result.to_dict()
     except moderation.ModelUnavailableError as exc:
-        yield [], "", f"### Generation model unavailable\n\n{exc}", 0, {"error": str(exc)}
+        message = support.without_server_paths(str(exc))
+        yield [], "", f"### Generation model unavailable\n\n{message}", 0, {"error": message}
     except (ValueError, TypeError) as exc:
         raise _user_error(exc) from None
 

@@ -309,6 +309,15 @@ def shown_model_name(model_id: str | None) -> str:
     return f"local checkpoint {path.name}" if path.is_absolute() or path.exists() else model_id
 
 
+_QUOTED_PATH = re.compile(r"""(['"])((?:/|~/)[^'"]*)\1""")
+
+
+def without_server_paths(message: str) -> str:
+    """A message for the page with each quoted absolute path (a local checkpoint's, in a load error) replaced by
+    `shown_model_name`: the server's folders are not the visitor's business."""
+    return _QUOTED_PATH.sub(lambda match: shown_model_name(match.group(2)), message)
+
+
 def received_upload(path, folders) -> str:
     """`path` if it names a file inside one of `folders` (where the web framework stores what it received), else
     ValueError with one message that says nothing about the server's files (whether a path exists, its size)."""
@@ -441,7 +450,7 @@ def model_availability() -> dict[str, str]:
     from .text.transformer import BERT_ENV, TOXIC_BERT_ENV, TRANSFORMER_ENV, configured_model_ids
 
     def shown(reason: str, model_id: str) -> str:
-        return reason.replace(repr(model_id), shown_model_name(model_id)).replace(model_id, shown_model_name(model_id))
+        return without_server_paths(reason).replace(model_id, shown_model_name(model_id))
 
     ids = configured_model_ids()
     text = {name: shown(reason, ids[name]) for name, reason in unavailable_models().items()}

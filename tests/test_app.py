@@ -435,9 +435,11 @@ def test_unloadable_models_are_explained_in_their_tabs(client, monkeypatch, tmp_
     monkeypatch.setenv("MODERATION_IMAGE_MODEL", missing)
     monkeypatch.setenv("MODERATION_GENERATION_MODEL", missing)
     line, scores, labels, preview, notes, raw = client.predict(handle_file(EXAMPLE_IMAGE), api_name="/moderate_image")
-    assert "unavailable" in line and missing in notes and "MODERATION_IMAGE_MODEL" in notes and "error" in raw
+    assert "unavailable" in line and "MODERATION_IMAGE_MODEL" in notes and "error" in raw
+    assert "local checkpoint no-such-model" in notes and str(tmp_path) not in notes + json.dumps(raw)  # no server path
     *_, output_line, _, raw = client.predict("Have a lovely day", api_name="/generate")
     assert "unavailable" in output_line and "MODERATION_GENERATION_MODEL" in output_line
+    assert str(tmp_path) not in output_line
     assert client.predict("have a lovely day", api_name="/moderate_text")[3]["flagged"] is False  # other tabs work
 
 
