@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import inspect
 import logging
 import os
 import signal
@@ -33,6 +32,7 @@ from moderation import app_support as support
 from moderation import metrics, serving, settings
 from moderation.compat import server as compat_api
 from moderation.datasets import BUNDLED, DatasetUnavailableError
+from moderation.generation_options import MAX_NEW_TOKENS_CAP, MAX_TEMPERATURE, POLICIES
 from moderation.image import BlocklistError, censored_preview, remove_stale_writes
 from moderation.taxonomy import IMAGE_CATEGORIES, TEXT_CATEGORIES
 from moderation.text import available_models
@@ -97,15 +97,19 @@ def _user_error(exc: Exception) -> gr.Error:
 # --- Text --------------------------------------------------------------------------------------------------------
 
 
-def moderate_text(text, model="default", blocklist="", allowlist="", progress=gr.Progress(), *thresholds):
-    """Moderate one text with the sliders' thresholds (one per category, taxonomy order; they start at, and move
-    to, the chosen model's tuned values, so an untouched slider means the tuned threshold)."""
+def on_moderate_text(text, model="default", blocklist="", allowlist="", self_harm=None, violence=None, hate=None,
+                     illicit=None, sexual=None, harassment=None, spam=None, profanity=None, progress=gr.Progress()):
+    """Moderate one text with the sliders' thresholds, one per category and named after it, so API callers can
+    pass e.g. `harassment=0.8` (the sliders start at, and move to, the chosen model's tuned values; a threshold not
+    given is the tuned one)."""
+    given = dict(self_harm=self_harm, violence=violence, hate=hate, illicit=illicit, sexual=sexual,
+                 harassment=harassment, spam=spam, profanity=profanity)
+    thresholds = {c: given[c] for c in TEXT_CATEGORIES if given[c] is not None}
     progress(0, desc=first_use_note(model) or f"Running {model}")
     try:
         verdict = moderation.moderate_text(
             support.clean_text(text), model=model, blocklist=support.parse_terms(blocklist),
-            allowlist=support.parse_terms(allowlist),
-            thresholds=dict(zip(TEXT_CATEGORIES, thresholds)) if thresholds else None,
+            allowlist=support.parse_terms(allowlist), thresholds=thresholds or None,
         )
     except _USER_ERRORS as exc:
         raise _user_error(exc) from None
@@ -114,20 +118,13 @@ def moderate_text(text, model="default", blocklist="", allowlist="", progress=gr
             support.highlight_segments(verdict.text, verdict.spans), verdict.to_dict(), status)
 
 
-# Name the threshold parameters after the categories, so API callers can pass e.g. `harassment=0.8`.
-moderate_text.__signature__ = inspect.signature(moderate_text).replace(parameters=[
-    *list(inspect.signature(moderate_text).parameters.values())[:-1],
-    *(inspect.Parameter(c, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=0.5) for c in TEXT_CATEGORIES),
-])
-
-
-def thresholds_for(model):
+def on_model_change(model):
     """Move the sliders to the thresholds tuned for the chosen model."""
     tuned = support.tuned_thresholds(model)
     return [gr.Slider(value=tuned[c]) for c in TEXT_CATEGORIES]
 
 
-def batch_columns(path):
+def on_upload(path):
     """A new upload: its columns to choose from, and the previous file's result cleared. A file that cannot be read
     is said once, in the summary (it was an error badge beside the previous file's summary)."""
     cleared = (EMPTY_BATCH, None)
@@ -141,7 +138,7 @@ def batch_columns(path):
             f"{Path(path).name}: {len(frame):,} rows. Choose the text column, then press Moderate file.")
 
 
-def moderate_batch(path, column=None, model="default", progress=gr.Progress()):
+def on_moderate_batch(path, column=None, model="default", progress=gr.Progress()):
     """Moderate every row of a CSV/TXT upload; returns a preview table, the scored CSV and a summary line."""
     if not path:
         raise gr.Error("Upload a CSV or TXT file first.", print_exception=False)
@@ -189,7 +186,7 @@ def _image_input(payload: dict | None) -> str | bytes | None:
         raise gr.Error("The image's data URL is not valid base64.", print_exception=False) from None
 
 
-def moderate_image(image, progress=gr.Progress()):
+def on_moderate_image(image, progress=gr.Progress()):
     """Verdict, category scores, top classifier labels, censored preview (when flagged), notes and raw JSON."""
     image = _image_input(image)
     if image is None:
@@ -219,7 +216,7 @@ def _check_blocklist_editing() -> None:
                        print_exception=False)
 
 
-def add_to_blocklist(image, note=""):
+def on_blocklist_add(image, note=""):
     _check_blocklist_editing()
     image = _image_input(image)
     if image is None:
@@ -230,7 +227,7 @@ def add_to_blocklist(image, note=""):
         raise _user_error(exc) from None
 
 
-def remove_from_blocklist(image):
+def on_blocklist_remove(image):
     _check_blocklist_editing()
     image = _image_input(image)
     if image is None:
@@ -244,7 +241,7 @@ def remove_from_blocklist(image):
 # --- Generation --------------------------------------------------------------------------------------------------
 
 
-def generate(prompt, max_new_tokens=60, temperature=0.8, top_p=0.95, seed=-1, policy="refuse", blocklist=""):
+def on_generate(prompt, max_new_tokens=60, temperature=0.8, top_p=0.95, seed=-1, policy="refuse", blocklist=""):
     """Stream a guarded continuation: highlighted text, prompt and output verdicts, suppressions, raw JSON.
 
     A negative seed (the default) draws a random one; any other seed makes the result reproducible.
@@ -289,12 +286,12 @@ def _report_outputs(report, view, model):
             metrics.grid_search_summary(model), metrics.grid_search_table(model))
 
 
-def clear_report():
+def on_clear_report():
     """Before an evaluation: the last report goes, so a failed run never leaves it under the new choice's name."""
     return None, gr.skip(), "", None, EMPTY_REPORT, EMPTY_REPORT, "", EMPTY_GRID
 
 
-def evaluate(dataset="texts", model="default", view=metrics.FLAGGED_VIEW, progress=gr.Progress()):
+def on_evaluate(dataset="texts", model="default", view=metrics.FLAGGED_VIEW, progress=gr.Progress()):
     """Evaluate a model on a bundled dataset's test split or a public dataset (cached: switching back is instant)."""
     progress(0, desc=f"Evaluating {model} on {dataset} (first time only; a model loads on first use)")
     try:
@@ -304,7 +301,7 @@ def evaluate(dataset="texts", model="default", view=metrics.FLAGGED_VIEW, progre
     return _report_outputs(report, view, model)
 
 
-def evaluate_csv(path, model="default", view=metrics.FLAGGED_VIEW, progress=gr.Progress()):
+def on_evaluate_csv(path, model="default", view=metrics.FLAGGED_VIEW, progress=gr.Progress()):
     """Evaluate a model on your own labelled CSV."""
     if not path:
         raise gr.Error("Upload a labelled CSV first.", print_exception=False)
@@ -316,7 +313,7 @@ def evaluate_csv(path, model="default", view=metrics.FLAGGED_VIEW, progress=gr.P
     return _report_outputs(report, view, model)
 
 
-def evaluate_fairness(model="default", progress=gr.Progress()):
+def on_evaluate_fairness(model="default", progress=gr.Progress()):
     """The behavioural suite and per-term unintended-bias AUCs for a model (cached: instant the second time)."""
     progress(0, desc=f"Running the 2,001-case behavioural suite with {model}")
     try:
@@ -326,13 +323,13 @@ def evaluate_fairness(model="default", progress=gr.Progress()):
     return report.reading(), support.png_image(report.figure_png()), report.per_term, report.pass_rates
 
 
-def show_view(report, view):
+def on_view_change(report, view):
     if report is None:
         return "", None
     return report.reading(view), support.confusion_image(report, view)
 
 
-def show_model_availability(menus: int):
+def on_page_load(menus: int):
     """On every page load (no model is loaded for it): which models cannot be loaded here and why, in each tab,
     and marked in the `menus` text model menus, so nobody clicks into a failure to find out."""
     notices = support.model_availability()
@@ -383,9 +380,9 @@ def _text_tab():
                 raw = gr.JSON()
     inputs = [text, model, blocklist, allowlist, *sliders]
     outputs = [verdict, scores, highlighted, raw, status]
-    button.click(moderate_text, inputs, outputs, api_name="moderate_text", concurrency_limit=4)
-    text.submit(moderate_text, inputs, outputs, api_visibility="private", concurrency_limit=4)
-    model.change(thresholds_for, model, sliders, api_visibility="private")
+    button.click(on_moderate_text, inputs, outputs, api_name="moderate_text", concurrency_limit=4)
+    text.submit(on_moderate_text, inputs, outputs, api_visibility="private", concurrency_limit=4)
+    model.change(on_model_change, model, sliders, api_visibility="private")
     examples = _example_texts()
     if examples:
         gr.Examples([[t] for t, _ in examples], inputs=[text], label="Examples (each with its expected verdict)",
@@ -403,8 +400,8 @@ def _text_tab():
         download = gr.File(label="Scored CSV")
     if (EXAMPLES / "texts.csv").is_file():
         gr.Examples([[str(EXAMPLES / "texts.csv")]], inputs=[upload], label="Example file")
-    upload.change(batch_columns, upload, [column, table, download, batch_summary], api_visibility="private")
-    batch_button.click(moderate_batch, [upload, column, batch_model], [table, download, batch_summary],
+    upload.change(on_upload, upload, [column, table, download, batch_summary], api_visibility="private")
+    batch_button.click(on_moderate_batch, [upload, column, batch_model], [table, download, batch_summary],
                        api_name="moderate_batch", concurrency_limit=1)
     return notice, [model, batch_model]
 
@@ -432,11 +429,11 @@ def _image_tab():
             with gr.Accordion("Raw JSON", open=False):
                 raw = gr.JSON()
     # preprocess=False: the handlers take the upload undecoded (see _image_input).
-    button.click(moderate_image, image, [verdict, scores, labels, preview, notes, raw], api_name="moderate_image",
+    button.click(on_moderate_image, image, [verdict, scores, labels, preview, notes, raw], api_name="moderate_image",
                  concurrency_limit=2, preprocess=False)
-    add.click(add_to_blocklist, [image, note], blocklist_status, api_name="image_blocklist_add", concurrency_limit=1,
+    add.click(on_blocklist_add, [image, note], blocklist_status, api_name="image_blocklist_add", concurrency_limit=1,
               preprocess=False)
-    remove.click(remove_from_blocklist, image, blocklist_status, api_name="image_blocklist_remove",
+    remove.click(on_blocklist_remove, image, blocklist_status, api_name="image_blocklist_remove",
                  concurrency_limit=1, preprocess=False)
     images = sorted(str(p) for p in (EXAMPLES / "images").glob("*.jpg"))
     if images:
@@ -450,13 +447,13 @@ def _generation_tab():
         with gr.Column():
             prompt = _textbox("Prompt", lines=3, placeholder="Once upon a time…")
             with gr.Row():
-                max_new_tokens = gr.Slider(1, 200, value=60, step=1, label="Max new tokens")
-                temperature = gr.Slider(0.05, 2.0, value=0.8, step=0.05, label="Temperature")
+                max_new_tokens = gr.Slider(1, MAX_NEW_TOKENS_CAP, value=60, step=1, label="Max new tokens")
+                temperature = gr.Slider(0.05, MAX_TEMPERATURE, value=0.8, step=0.05, label="Temperature")
             with gr.Row():
                 top_p = gr.Slider(0.05, 1.0, value=0.95, step=0.01, label="Top-p")
                 # No rounding here: a seed of 1.5 gets a message from the handler, not a silent 2.
                 seed = gr.Number(-1, label="Seed (-1: random)", minimum=-1)
-            policy = gr.Radio(["refuse", "warn"], value="refuse", label="When the prompt is flagged")
+            policy = gr.Radio(list(POLICIES), value=POLICIES[0], label="When the prompt is flagged")
             blocklist = _textbox("Extra words to suppress (comma or newline separated)")
             button = gr.Button("Generate", variant="primary")
         with gr.Column():
@@ -466,7 +463,7 @@ def _generation_tab():
             suppressed = gr.Number(label="Blocked-word suppressions while decoding", interactive=False)
             with gr.Accordion("Raw JSON", open=False):
                 raw = gr.JSON()
-    button.click(generate, [prompt, max_new_tokens, temperature, top_p, seed, policy, blocklist],
+    button.click(on_generate, [prompt, max_new_tokens, temperature, top_p, seed, policy, blocklist],
                  [text, prompt_verdict, output_verdict, suppressed, raw], api_name="generate", concurrency_limit=1)
     return notice
 
@@ -508,17 +505,17 @@ def _metrics_tab():
         fairness_terms = gr.Dataframe(_no_rows("term", "subgroup_auc", "bpsn_auc", "bnsp_auc"), label="Per identity term")
         fairness_rates = gr.Dataframe(_no_rows("phenomenon", "cases", "pass_rate"), label="Pass rate per phenomenon")
     fairness_outputs = [fairness_reading, fairness_figure, fairness_terms, fairness_rates]
-    fairness_button.click(evaluate_fairness, model, fairness_outputs, api_name="evaluate_fairness",
+    fairness_button.click(on_evaluate_fairness, model, fairness_outputs, api_name="evaluate_fairness",
                           concurrency_limit=1, concurrency_id="metrics")
 
     outputs = [report, view, reading, figure, category_table, flagged_table, grid_summary, grid_table]
     shared = {"concurrency_limit": 1, "concurrency_id": "metrics"}
-    clear = {"fn": clear_report, "outputs": outputs, "queue": False, "api_visibility": "private"}
-    button.click(**clear).then(evaluate, [dataset, model, view], outputs, api_name="evaluate", **shared)
+    clear = {"fn": on_clear_report, "outputs": outputs, "queue": False, "api_visibility": "private"}
+    button.click(**clear).then(on_evaluate, [dataset, model, view], outputs, api_name="evaluate", **shared)
     for control in (dataset, model):
-        control.input(**clear).then(evaluate, [dataset, model, view], outputs, api_visibility="private", **shared)
-    csv_button.click(**clear).then(evaluate_csv, [upload, model, view], outputs, api_name="evaluate_csv", **shared)
-    view.input(show_view, [report, view], [reading, figure], api_visibility="private", **shared)
+        control.input(**clear).then(on_evaluate, [dataset, model, view], outputs, api_visibility="private", **shared)
+    csv_button.click(**clear).then(on_evaluate_csv, [upload, model, view], outputs, api_name="evaluate_csv", **shared)
+    view.input(on_view_change, [report, view], [reading, figure], api_visibility="private", **shared)
     return model
 
 
@@ -534,7 +531,7 @@ def build_demo() -> gr.Blocks:
             generation_notice = _generation_tab()
         with gr.Tab("Metrics"):
             model_menus.append(_metrics_tab())
-        demo.load(partial(show_model_availability, len(model_menus)), None, [text_notice, image_notice, generation_notice, *model_menus],
+        demo.load(partial(on_page_load, len(model_menus)), None, [text_notice, image_notice, generation_notice, *model_menus],
                   api_visibility="private", queue=False)
     # Two CPU cores: a burst of visitors queues instead of thrashing; per-event limits above refine this.
     return demo.queue(default_concurrency_limit=2, max_size=256)

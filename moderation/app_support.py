@@ -443,7 +443,7 @@ def unavailable_notice(what: str, unavailable: Mapping[str, str], env_vars: Mapp
 def model_availability() -> dict[str, str]:
     """Notices for the Text, Image and Generation tabs ('' where everything can be loaded), found without loading
     any model (`hub.why_unavailable`); a local checkpoint is named by its folder only, as in verdicts."""
-    from .generation import DEFAULT_MODEL, MODEL_ENV_VAR
+    from .generation_options import DEFAULT_MODEL, MODEL_ENV_VAR
     from .hub import resolve_model_id, why_unavailable
     from .image.classifier import DEFAULT_IMAGE_MODEL, IMAGE_MODEL_ENV
     from .text.registry import unavailable_models

@@ -20,23 +20,19 @@ from typing import Iterable, Iterator
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
+from .generation_options import DEFAULT_MODEL, MAX_NEW_TOKENS_CAP, MAX_TEMPERATURE, MODEL_ENV_VAR, POLICIES
 from .hub import load_cached, resolve_model_id
 from .lexicon import category_terms, clean_caller_terms
 from .taxonomy import TEXT_CATEGORIES
 from .text import moderate_text
 from .verdict import TextVerdict
 
-MODEL_ENV_VAR = "MODERATION_GENERATION_MODEL"
-DEFAULT_MODEL = "gpt2"
-MAX_NEW_TOKENS_CAP = 200
-MAX_TEMPERATURE = 2.0
 MAX_ATTEMPTS = 3
 #: The output check runs every this many new tokens (and at the end): each check costs a text-model call, about as
 #: much as a few tokens of a small model, and this keeps the stream's chunks short.
 CHECK_EVERY_TOKENS = 4
 #: Seeds are below this; re-sample n of seed s uses s + n * SEED_LIMIT, so no two (seed, attempt) pairs share a stream.
 SEED_LIMIT = 2**32
-POLICIES = ("refuse", "warn")
 #: Lexicon categories whose words are banned while decoding. Spam terms ("free", "winner", "click here") are ordinary
 #: words out of context, so spam is left to the output check.
 SUPPRESSED_CATEGORIES = tuple(c for c in TEXT_CATEGORIES if c != "spam")

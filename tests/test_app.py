@@ -788,7 +788,7 @@ def test_models_that_cannot_be_loaded_are_named_up_front(served_app, monkeypatch
     # Offline, choosing bert-base-uncased or opening the Image tab without a model was the first a visitor heard.
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a closed port: the hub is unreachable
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
-    text, image, generation, *menus = served_app.show_model_availability(3)
+    text, image, generation, *menus = served_app.on_page_load(3)
     assert "`bert-base-uncased`" in text and "MODERATION_BERT_MODEL" in text and "`toxic-bert`" in text
     assert "`transformer`" not in text  # the bundled MiniLM needs no hub
     assert image == generation == ""  # the tiny local checkpoints of this test server load
@@ -796,7 +796,7 @@ def test_models_that_cannot_be_loaded_are_named_up_front(served_app, monkeypatch
         assert ("bert-base-uncased (unavailable here)", "bert-base-uncased") in menu.choices
         assert ("logreg", "logreg") in menu.choices and ("transformer", "transformer") in menu.choices
     monkeypatch.setenv("MODERATION_IMAGE_MODEL", str(tmp_path / "secret" / "vit"))
-    _, image, *_ = served_app.show_model_availability(3)
+    _, image, *_ = served_app.on_page_load(3)
     assert "local checkpoint vit" in image and "MODERATION_IMAGE_MODEL" in image and str(tmp_path) not in image
 
 
@@ -804,18 +804,18 @@ def test_a_new_upload_clears_the_last_result_and_says_once_why_a_file_cannot_be_
     # A non-CSV upload showed pandas' "C error: Expected 1 fields in line 11" twice, beside the previous file's summary.
     broken = tmp_path / "photo.csv"
     broken.write_bytes(EXAMPLE_IMAGE.read_bytes())
-    menu, table, download, summary = served_app.batch_columns(str(broken))
+    menu, table, download, summary = served_app.on_upload(str(broken))
     assert table.empty and list(table.columns) == ["flagged", "categories", "outcome"] and download is None
     assert summary.startswith("**photo.csv cannot be read:**") and menu.choices == []
     good = tmp_path / "comments.csv"
     pd.DataFrame({"id": [1, 2], "comment": ["hi", "you idiot"]}).to_csv(good, index=False)
-    menu, table, download, summary = served_app.batch_columns(str(good))
+    menu, table, download, summary = served_app.on_upload(str(good))
     assert menu.value == "comment" and table.empty and download is None and "2 rows" in summary
 
 
 def test_a_report_is_cleared_before_the_next_evaluation_and_tables_have_real_headers(served_app):
     # A failed Metrics run left the previous model's report under the new model's name; empty tables read "1 2 3".
-    report, view, reading, figure, by_category, flagged, grid_summary, grid = served_app.clear_report()
+    report, view, reading, figure, by_category, flagged, grid_summary, grid = served_app.on_clear_report()
     assert report is None and reading == "" and figure is None and grid_summary == ""
     assert list(by_category.columns) == list(flagged.columns) == list(metrics.REPORT_COLUMNS) and by_category.empty
     config = served_app.demo.config
@@ -837,3 +837,16 @@ def test_a_clearly_weaker_model_says_so_under_its_verdict():
     assert "Weaker than the default" in support.model_status("tree") and "0.42" in support.model_status("tree")
     assert support.model_status("logreg") == "Model `logreg`"
     assert support.model_status("default") == "Model `default`"
+
+
+def test_handlers_speak_the_package_names_and_take_one_threshold_per_category(served_app):
+    import inspect
+
+    from moderation import generation
+
+    parameters = list(inspect.signature(served_app.on_moderate_text).parameters)
+    assert parameters[4:-1] == list(TEXT_CATEGORIES)  # explicit, named after the taxonomy, in its order
+    assert not hasattr(served_app, "moderate_text")  # no handler shadows the package's moderate_text
+    sliders = {block.label: block for block in served_app.demo.blocks.values() if hasattr(block, "maximum")}
+    assert sliders["Max new tokens"].maximum == generation.MAX_NEW_TOKENS_CAP
+    assert sliders["Temperature"].maximum == generation.MAX_TEMPERATURE

@@ -69,7 +69,7 @@ def test_the_metrics_tab_offers_the_public_sets_and_explains_an_unreadable_one(t
     assert choices == ["texts", "sms_email", "davidson", "sms_spam", "toxic_spans"]
     monkeypatch.setenv("MODERATION_DATA_MIRROR", str(tmp_path))
     with pytest.raises(Exception, match="cannot be read here") as caught:
-        app.evaluate("davidson", "logreg")
+        app.on_evaluate("davidson", "logreg")
     assert str(tmp_path) not in str(caught.value)  # the server's folders stay in its log
 
 
