@@ -519,6 +519,13 @@ def _metrics_tab():
     return model
 
 
+def _check_input_count(block_fn, inputs) -> None:
+    """Replaces Blocks.validate_inputs: Gradio's own message for a request with too few inputs quoted every value
+    it did receive, so one request wrote megabytes of its payload into the error and the server log."""
+    if len(inputs) < len(block_fn.inputs):
+        raise ValueError(f"This endpoint takes {len(block_fn.inputs)} inputs; the request sent {len(inputs)}.")
+
+
 def build_demo() -> gr.Blocks:
     with gr.Blocks(title="Moderation lab", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown("# Moderation lab\nText, image and generated-text moderation with one taxonomy, and the "
@@ -533,6 +540,7 @@ def build_demo() -> gr.Blocks:
             model_menus.append(_metrics_tab())
         demo.load(partial(on_page_load, len(model_menus)), None, [text_notice, image_notice, generation_notice, *model_menus],
                   api_visibility="private", queue=False)
+    demo.validate_inputs = _check_input_count
     # Two CPU cores: a burst of visitors queues instead of thrashing; per-event limits above refine this.
     return demo.queue(default_concurrency_limit=2, max_size=256)
 

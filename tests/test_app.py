@@ -850,3 +850,17 @@ def test_handlers_speak_the_package_names_and_take_one_threshold_per_category(se
     sliders = {block.label: block for block in served_app.demo.blocks.values() if hasattr(block, "maximum")}
     assert sliders["Max new tokens"].maximum == generation.MAX_NEW_TOKENS_CAP
     assert sliders["Temperature"].maximum == generation.MAX_TEMPERATURE
+
+
+def test_a_request_with_too_few_inputs_is_refused_without_echoing_or_logging_its_payload(served_app, capfd):
+    # Gradio's message quoted every value received: a 1.5 MB text went whole into the answer and the server log.
+    url = f"{served_app.demo.local_url}gradio_api/call/moderate_text"
+    body = json.dumps({"data": ["x" * 1_500_000]}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        event_id = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{url}/{event_id}", timeout=60) as response:
+        answer = response.read().decode()
+    assert "event: error" in answer and "takes 12 inputs; the request sent 1" in answer and len(answer) < 2000
+    captured = capfd.readouterr()
+    assert "xxxxxxxxxx" not in captured.out + captured.err
