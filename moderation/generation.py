@@ -33,6 +33,9 @@ MAX_ATTEMPTS = 3
 CHECK_EVERY_TOKENS = 4
 #: Seeds are below this; re-sample n of seed s uses s + n * SEED_LIMIT, so no two (seed, attempt) pairs share a stream.
 SEED_LIMIT = 2**32
+#: After the output check flags a stream, at most this many more tokens are drawn to finish the word in progress, so
+#: a flagged (redacted) output never ends in the middle of a word.
+MAX_WORD_END_TOKENS = 8
 #: Lexicon categories whose words are banned while decoding. Spam terms ("free", "winner", "click here") are ordinary
 #: words out of context, so spam is left to the output check.
 SUPPRESSED_CATEGORIES = tuple(c for c in TEXT_CATEGORIES if c != "spam")
@@ -293,14 +296,22 @@ def _guarded_stream(prompt, model_id, max_new_tokens, temperature, top_p, seed, 
     seed = secrets.randbelow(SEED_LIMIT) if seed is None else seed
     suppressed, safest = 0, None
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        new_ids, verdict, checked = [], None, -1
+        new_ids, verdict, checked, flagged_at = [], None, -1, None
         for new_ids, steered in _sample_tokens(loaded, prompt_ids, max_new_tokens, temperature, top_p, blocker,
                                                seed + (attempt - 1) * SEED_LIMIT):
             suppressed += steered
+            if flagged_at is not None:  # flagged: finish the word in progress, then stop
+                if _starts_a_word(loaded.tokenizer, new_ids):
+                    new_ids = new_ids[:-1]
+                    break
+                if len(new_ids) - flagged_at >= MAX_WORD_END_TOKENS:
+                    break
+                continue
             if len(new_ids) % CHECK_EVERY_TOKENS == 0:
                 verdict, checked = check(loaded.tokenizer.decode(new_ids, skip_special_tokens=True)), len(new_ids)
                 if verdict.flagged:
-                    break
+                    flagged_at = len(new_ids)
+                    continue
                 yield GenerationResult(prompt, verdict.text, False, prompt_verdict, verdict, suppressed, attempt)
         if checked != len(new_ids):  # the tokens after the last check
             verdict = check(loaded.tokenizer.decode(new_ids, skip_special_tokens=True))
@@ -313,6 +324,12 @@ def _guarded_stream(prompt, model_id, max_new_tokens, temperature, top_p, seed, 
         safest = min(safest or result, result, key=_harm)
     if safest is not result:
         yield replace(safest, suppressed=suppressed, attempts=MAX_ATTEMPTS)
+
+
+def _starts_a_word(tokenizer, ids: list[int]) -> bool:
+    """Whether the last token begins something new (a space, punctuation, the end), so the word before it is whole."""
+    added = tokenizer.decode(ids, skip_special_tokens=True)[len(tokenizer.decode(ids[:-1], skip_special_tokens=True)):]
+    return not added or not (added[0].isalnum() or added[0] in "'’-")
 
 
 def _redact(verdict: TextVerdict) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 import torch
@@ -236,3 +237,24 @@ def test_streams_resumed_on_other_threads_never_fail(gpt2):
     assert all(isinstance(r, GenerationResult) for r in finals) and len(finals) == 6
     again = generate_moderated(PROMPT, model=gpt2, max_new_tokens=12, seed=3)
     assert again.text == finals[3].text  # same seed, same text, whichever threads ran it
+
+
+def test_a_flagged_output_stops_at_the_end_of_a_word(gpt2, monkeypatch):
+    # The check runs every few tokens; a flagged attempt stopped right there, often in the middle of a word.
+    def flag_every_output(text, blocklist=None):
+        verdict = moderate_text(text)
+        return verdict if text == PROMPT else replace(verdict, flagged=True, categories=["harassment"])
+
+    for seed in range(6):
+        monkeypatch.undo()
+        unguarded = generate_moderated(PROMPT, model=gpt2, seed=seed, max_new_tokens=30)
+        if unguarded.output_verdict.flagged or unguarded.attempts != 1:
+            continue
+        full = unguarded.output_verdict.text
+        monkeypatch.setattr(generation, "moderate_text", flag_every_output)
+        first = next(p for p in stream_moderated(PROMPT, model=gpt2, seed=seed, max_new_tokens=30)
+                     if p.output_verdict is not None and p.output_verdict.flagged)
+        stopped = first.output_verdict.text
+        assert full.startswith(stopped) and len(first.text) == len(stopped)
+        following = full[len(stopped):len(stopped) + 1]
+        assert not following or not following.isalnum(), (seed, stopped, full)
