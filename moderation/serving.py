@@ -39,6 +39,35 @@ async def _send_json(send, status: int, message: str, headers: tuple = ()) -> No
     await send({"type": "http.response.body", "body": body})
 
 
+async def read_body(receive, max_bytes: int | None = None) -> bytes | None:
+    """A request's whole body from ASGI `receive`; None when the client left first, ValueError past `max_bytes`."""
+    chunks, seen = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        seen += len(chunks[-1])
+        if max_bytes is not None and seen > max_bytes:
+            raise ValueError(f"request body over {max_bytes} bytes")
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def replaying(body: bytes, receive):
+    """An ASGI `receive` that hands the app a body already read, then passes on whatever comes next."""
+    delivered = False
+
+    async def replay():
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 class BodySizeLimit:
     """Refuse request bodies over `max_bytes` with 413: by Content-Length before reading, or while streaming a body
     sent without one. Paths under `exempt_prefixes` (Gradio's upload route, bounded by its own max_file_size and
@@ -64,27 +93,12 @@ class BodySizeLimit:
                     return await _send_json(send, 413, self._message())
                 return await self.app(scope, receive, send)  # the server stops reading at Content-Length
         # No Content-Length (a chunked body): read it here, at most max_bytes, then hand it on whole.
-        chunks, seen = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            chunks.append(message.get("body", b""))
-            seen += len(chunks[-1])
-            if seen > self.max_bytes:
-                return await _send_json(send, 413, self._message())
-            if not message.get("more_body", False):
-                break
-        body, delivered = b"".join(chunks), False
-
-        async def replay():
-            nonlocal delivered
-            if delivered:
-                return await receive()
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        try:
+            body = await read_body(receive, self.max_bytes)
+        except ValueError:
+            return await _send_json(send, 413, self._message())
+        if body is not None:
+            await self.app(scope, replaying(body, receive), send)
 
 
 class RateLimiter:
@@ -253,28 +267,14 @@ class JobWatch:
             return await self._admit_api(match["api"], scope, receive, send)
         if path.rstrip("/") != "/gradio_api/queue/join":
             return await self.app(scope, receive, send)
-        chunks = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body, delivered = b"".join(chunks), False
-
-        async def replay():
-            nonlocal delivered
-            if delivered:
-                return await receive()
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
+        body = await read_body(receive)
+        if body is None:
+            return
         try:
             fn_index = json.loads(body).get("fn_index")
         except (ValueError, AttributeError):
             fn_index = None  # Gradio answers a malformed body itself
-        return await self._admit_api(self._api_name(fn_index), scope, replay, send)
+        return await self._admit_api(self._api_name(fn_index), scope, replaying(body, receive), send)
 
     async def _admit_api(self, api: str | None, scope, receive, send):
         limit = self.bounded.get(api)
