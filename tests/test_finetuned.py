@@ -142,50 +142,41 @@ def test_damaged_or_missing_files_give_a_clear_error(trained, tmp_path):
         finetuned.load_finetuned(damaged)
 
 
-def test_token_offsets_point_into_the_normalised_text_of_every_window(trained):
-    from moderation.text.embedding import WINDOW_TOKENS
+def test_spans_occlude_a_handful_of_words_in_one_batch(trained, monkeypatch):
+    from moderation import moderate_text
+    from moderation.text import registry
 
     model = finetuned.load_finetuned(trained[0].directory)
-    long_text = finetuned.model_texts([" ".join(POLITE * 12) + " you are an idiot"])[0]
-    assert len(model.checkpoint.tokenizer(long_text)["input_ids"]) > min(WINDOW_TOKENS, 128)  # several windows
-    tokens = finetuned.token_attributions(model.checkpoint, [long_text], [["harassment", "spam"]])[0]
-    assert set(tokens) == {"harassment", "spam"}
-    covered = {(s, e) for s, e, _ in tokens["harassment"]}
-    assert max(e for _, e in covered) == len(long_text)  # the last window reached the end
-    for start, end in covered:
-        assert long_text[start:end].strip() and " " not in long_text[start:end]
+    model.thresholds = {c: 0.0 for c in LABEL_COLUMNS}  # everything flagged: every text gets model spans
+    rows_per_call = []
+    score = model.predict_proba
+    monkeypatch.setattr(model, "predict_proba", lambda frame: rows_per_call.append(len(frame)) or score(frame))
+    monkeypatch.setitem(registry._loaded, "finetuned", model)
+    texts = [" ".join(POLITE[:6]), "Go away loser, you are pathetic and dumb"]
+    moderate_text(texts, model="finetuned")
+    assert rows_per_call[0] == 2 and len(rows_per_call) == 2  # the texts, then every variant in one call
+    # the long text has dozens of content words but gets the cap; the short one gets a variant per content word
+    assert finetuned.OCCLUSION_CANDIDATES < rows_per_call[1] <= 2 * finetuned.OCCLUSION_CANDIDATES
 
 
-def test_spans_land_on_whole_words_of_the_original_text(trained, monkeypatch):
-    from moderation.text.features import analyze
+def test_spans_land_on_the_original_text_of_an_obfuscated_long_input(monkeypatch):
+    """A stand-in whose harassment score depends on one word: its span must be exactly what the user wrote."""
+    from moderation import moderate_text
+    from moderation.text import registry
 
-    model = finetuned.load_finetuned(trained[0].directory)
-    original = "honestly you are an ІDІОТ and a l.o.s.e.r"
-    analysis = analyze(original)
-    normalised = analysis.model_text
-    target = normalised.index("loser")
+    def harassment_if_loser(frame):
+        proba = np.zeros((len(frame), len(LABEL_COLUMNS)))
+        proba[:, LABEL_COLUMNS.index("harassment")] = [0.9 if "loser" in t else 0.1 for t in frame["text"]]
+        return proba
 
-    def one_strong_token(checkpoint, texts, flagged_sets):  # every token nothing except the piece "los" of loser
-        return [{"harassment": [(target, target + 3, 2.0), (target + 3, target + 5, 0.5), (0, 8, 0.1)]}]
-
-    monkeypatch.setattr(finetuned, "token_attributions", one_strong_token)
-    spans = finetuned.gradient_spans(model.checkpoint, [normalised], [analysis], [["harassment"]])[0]
-    assert [(original[s.start:s.end], s.label, s.source) for s in spans] == [("l.o.s.e.r", "harassment", "model")]
-
-
-def test_real_gradient_spans_cover_every_content_word_when_no_bar_applies(trained, monkeypatch):
-    from moderation.text import spans as spans_module
-    from moderation.text.features import analyze
-
-    monkeypatch.setattr(spans_module, "MIN_CONTRIBUTION", -np.inf)  # keep every word: test the offsets only
-    monkeypatch.setattr(spans_module, "RELATIVE_CONTRIBUTION", -np.inf)
-    model = finetuned.load_finetuned(trained[0].directory)
-    original = "Go away l.o.s.e.r, you are pathetic and dumb"
-    analysis = analyze(original)
-    spans = finetuned.gradient_spans(model.checkpoint, [analysis.model_text], [analysis], [["harassment"]])[0]
-    found = {original[s.start:s.end] for s in spans}
-    assert "l.o.s.e.r" in found and {"pathetic", "dumb"} <= found
-    assert found <= {"Go", "away", "l.o.s.e.r", "pathetic", "dumb"}
+    model = finetuned.FinetunedModel("finetuned", None, {c: 0.5 for c in LABEL_COLUMNS}, {})
+    monkeypatch.setattr(model, "predict_proba", harassment_if_loser)
+    monkeypatch.setitem(registry._loaded, "finetuned", model)
+    original = " ".join(POLITE * 10) + " honestly, you are a l.o.s.e.r, mate"
+    verdict = moderate_text(original, model="finetuned")
+    model_spans = [(original[s.start:s.end], s.label) for s in verdict.spans if "model" in s.source]
+    assert model_spans == [("l.o.s.e.r", "harassment")]
+    assert verdict.categories == ["harassment"]
 
 
 SHIPPED = (finetuned.SHIPPED_DIR / finetuned.WEIGHTS_FILE).is_file()

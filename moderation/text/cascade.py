@@ -6,12 +6,13 @@ set of thresholds (the classical model's), so the fine-tuned probabilities are m
 scale: 0 -> 0, the fine-tuned threshold -> the classical threshold, 1 -> 1. Default thresholds therefore give
 exactly the deciding model's verdict, and a caller's own thresholds move both models the same way.
 
-Spans come from whichever model decided: exact logit shares for the classical model, gradient x input for the
-fine-tuned one. The band is chosen by `benchmarks/cascade.py` on the validation slice of our train split
-(never on public data) and recorded in the model card under "cascade"; `band` is part of the card's record.
+Spans come from whichever model decided: exact logit shares for the classical model, occlusion of a handful of
+candidate words for the fine-tuned one. The band is chosen by `benchmarks/cascade.py` on the validation slice of
+our train split (never on public data) and recorded in the model card under "cascade".
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,9 +31,9 @@ class CascadeModel:
     second: object  # finetuned.FinetunedModel
     band: float
     record: dict = field(default_factory=dict)
-    #: Per text of the last `predict_proba` call: True where the second stage decided (read by `model_spans`).
-    last_sent: np.ndarray | None = field(default=None, repr=False)
-    last_texts: list | None = field(default=None, repr=False)
+    #: This thread's last `predict_proba`: its texts, which went on, and the second stage's own probabilities
+    #: (read by `model_spans`, which `moderate_text` calls right after scoring the same frame).
+    _last: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -54,25 +55,23 @@ class CascadeModel:
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         proba = np.asarray(self.first.predict_proba(frame), dtype=float)
         sent = self.uncertain(proba)
+        second = np.full(proba.shape, np.nan)
         if sent.any():
             rows = np.flatnonzero(sent)
-            proba[rows] = self.to_first_scale(self.second.predict_proba(frame.iloc[rows].reset_index(drop=True)))
-        self.last_sent, self.last_texts = sent, frame["text"].tolist()
+            second[rows] = self.second.predict_proba(frame.iloc[rows].reset_index(drop=True))
+            proba[rows] = self.to_first_scale(second[rows])
+        self._last.texts, self._last.sent, self._last.second = frame["text"].tolist(), sent, second
         return proba
 
-    def deciders(self, frame: pd.DataFrame) -> np.ndarray:
-        """True where the fine-tuned model decided each text of `frame` (recomputed unless `frame` was the last
-        one scored, as it is inside `moderate_text`)."""
-        if self.last_sent is not None and self.last_texts == frame["text"].tolist():
-            return self.last_sent
-        return self.uncertain(np.asarray(self.first.predict_proba(frame), dtype=float))
-
     def model_spans(self, frame: pd.DataFrame, analyses, indices: list[int], flagged_sets) -> list[list]:
-        """Spans of the model that decided each text: classical ones through `spans.explain` (model words only),
-        fine-tuned ones by gradient x input."""
+        """Spans of the model that decided each text of `indices` (`flagged_sets` aligned with them), model words
+        only (the caller adds the lexicon's): exact logit shares for the classical stage, occlusion for the
+        fine-tuned one against its own probabilities."""
         from .spans import explain
 
-        sent = self.deciders(frame)
+        if getattr(self._last, "texts", None) != frame["text"].tolist():
+            self.predict_proba(frame)
+        sent, second_proba = self._last.sent, self._last.second
         out: list[list] = [[] for _ in indices]
         for stage_sent, stage in ((False, self.first), (True, self.second)):
             picked = [j for j, i in enumerate(indices) if bool(sent[i]) == stage_sent]
@@ -80,12 +79,9 @@ class CascadeModel:
                 continue
             rows = [indices[j] for j in picked]
             sub_frame = frame.iloc[rows].reset_index(drop=True)
-            chosen = [flagged_sets[j] for j in picked]
-            if stage_sent:
-                found = stage.model_spans(sub_frame, [analyses[i] for i in rows], list(range(len(rows))), chosen)
-            else:  # no lexicon spans here (the caller adds those): only the model's own words
-                found = explain(stage, [None] * len(rows), [analyses[i] for i in rows], sub_frame, None,
-                                [[] for _ in rows], model_flagged_sets=chosen)
+            proba = second_proba[rows] if stage_sent else np.asarray(stage.predict_proba(sub_frame), dtype=float)
+            found = explain(stage, [None] * len(rows), [analyses[i] for i in rows], sub_frame, proba,
+                            [[] for _ in rows], model_flagged_sets=[flagged_sets[j] for j in picked])
             for j, spans in zip(picked, found):
                 out[j] = spans
         return out

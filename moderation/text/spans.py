@@ -621,8 +621,8 @@ def _linear_spans(view, batch: BatchContributions, analyses, flagged_sets) -> li
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _candidates(analysis, model_text: str, ranking=None) -> list[tuple[int, int]]:
-    """At most MAX_OCCLUDED_WORDS words to occlude: the lexicon's words first, then by `ranking` (word -> score,
+def _candidates(analysis, model_text: str, ranking=None, limit: int = MAX_OCCLUDED_WORDS) -> list[tuple[int, int]]:
+    """At most `limit` words to occlude: the lexicon's words first, then by `ranking` (word -> score,
     e.g. a linear model's contribution) when given, else the longest content words."""
     words = [m.span() for m in _WORD.finditer(model_text) if m.group(0) not in ENGLISH_STOP_WORDS]
     starts = [s for s, _ in words]
@@ -638,15 +638,16 @@ def _candidates(analysis, model_text: str, ranking=None) -> list[tuple[int, int]
         rest.sort(key=lambda w: -ranking.get(w, 0.0))
     else:
         rest.sort(key=lambda w: -(w[1] - w[0]))
-    return (chosen + rest)[:MAX_OCCLUDED_WORDS]
+    return (chosen + rest)[:limit]
 
 
-def _occlusion_spans(model, frame, analyses, proba, flagged_sets, indices, spans) -> None:
+def _occlusion_spans(model, frame, analyses, proba, flagged_sets, indices, spans,
+                     limit: int = MAX_OCCLUDED_WORDS) -> None:
     texts = frame["text"].tolist()
     owners, words_per_text, variant_texts, variant_lexicon = [], {}, [], []
     for i in indices:
         analysis, model_text = analyses[i], texts[i]
-        words = _candidates(analysis, model_text)
+        words = _candidates(analysis, model_text, limit=limit)
         words_per_text[i] = (words, len(variant_texts))
         for start, end in words:
             if start < len(model_text):
@@ -698,9 +699,10 @@ def explain(model, texts, analyses, frame, proba, flagged_sets, occlusion: bool 
             batch = word_contributions(view, [model_texts[i] for i in indices], chosen, lexicon_values, per_text=False)
             for i, model_spans in zip(indices, _linear_spans(view, batch, chosen, [flagged_sets[i] for i in indices])):
                 spans[i].extend(model_spans)
-        elif hasattr(model, "model_spans"):  # models that explain themselves (finetuned: gradient x input; cascade)
+        elif hasattr(model, "model_spans"):  # models made of others (the cascade: whichever stage decided)
             for i, model_spans in zip(indices, model.model_spans(frame, analyses, indices, [flagged_sets[i] for i in indices])):
                 spans[i].extend(model_spans)
-        else:
-            _occlusion_spans(model, frame, analyses, proba, flagged_sets, indices, spans)
+        else:  # a model may ask for fewer candidates (finetuned: each one is a full transformer pass)
+            _occlusion_spans(model, frame, analyses, proba, flagged_sets, indices, spans,
+                             limit=getattr(model, "occlusion_candidates", MAX_OCCLUDED_WORDS))
     return [_merge(_without_edge_quotes(a.normalized.original, s)) for a, s in zip(analyses, spans)]
