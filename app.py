@@ -1,7 +1,7 @@
 """The moderation lab in a browser: Text, Image, Generation and Metrics tabs over the `moderation` package.
 
 Every handler converts widget values, calls `moderation`, and formats the result; the logic lives in the package
-(formatting helpers in `moderation.app_support`, reports in `moderation.metrics`). Nothing loads a model or touches
+(formatting helpers in `moderation.app_support`, reports in `moderation.evaluation`). Nothing loads a model or touches
 the network at import time: models load on first use, once per process.
 
     python app.py            # http://127.0.0.1:7860 (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT to change)
@@ -29,7 +29,7 @@ from starlette.middleware import Middleware
 
 import moderation
 from moderation import app_support as support
-from moderation import metrics, serving, settings
+from moderation import evaluation, serving, settings
 from moderation.compat import server as compat_api
 from moderation.datasets import BUNDLED, DatasetUnavailableError
 from moderation.generation_options import MAX_NEW_TOKENS_CAP, MAX_TEMPERATURE, POLICIES
@@ -274,16 +274,16 @@ def _no_rows(*columns: str) -> pd.DataFrame:
 
 
 #: What each report table holds before (and while) a report is computed.
-EMPTY_REPORT = _no_rows(*metrics.REPORT_COLUMNS)
+EMPTY_REPORT = _no_rows(*evaluation.REPORT_COLUMNS)
 EMPTY_GRID = _no_rows("rank", "mean_f1_macro", "std_f1_macro", "mean_fit_seconds")
 EMPTY_BATCH = _no_rows("flagged", "categories", "outcome")
 
 
 def _report_outputs(report, view, model):
-    view = view if view in report.views else metrics.FLAGGED_VIEW
+    view = view if view in report.views else evaluation.FLAGGED_VIEW
     return (report, gr.Dropdown(choices=report.views, value=view), report.reading(view),
             support.confusion_image(report, view), report.category_table(), report.flagged_table(),
-            metrics.grid_search_summary(model), metrics.grid_search_table(model))
+            evaluation.grid_search_summary(model), evaluation.grid_search_table(model))
 
 
 def on_clear_report():
@@ -291,23 +291,23 @@ def on_clear_report():
     return None, gr.skip(), "", None, EMPTY_REPORT, EMPTY_REPORT, "", EMPTY_GRID
 
 
-def on_evaluate(dataset="texts", model="default", view=metrics.FLAGGED_VIEW, progress=gr.Progress()):
+def on_evaluate(dataset="texts", model="default", view=evaluation.FLAGGED_VIEW, progress=gr.Progress()):
     """Evaluate a model on a bundled dataset's test split or a public dataset (cached: switching back is instant)."""
     progress(0, desc=f"Evaluating {model} on {dataset} (first time only; a model loads on first use)")
     try:
-        report = metrics.evaluate_dataset(dataset, model)
+        report = evaluation.evaluate_dataset(dataset, model)
     except _USER_ERRORS as exc:
         raise _user_error(exc) from None
     return _report_outputs(report, view, model)
 
 
-def on_evaluate_csv(path, model="default", view=metrics.FLAGGED_VIEW, progress=gr.Progress()):
+def on_evaluate_csv(path, model="default", view=evaluation.FLAGGED_VIEW, progress=gr.Progress()):
     """Evaluate a model on your own labelled CSV."""
     if not path:
         raise gr.Error("Upload a labelled CSV first.", print_exception=False)
     progress(0, desc=f"Evaluating {model} on {Path(path).name}")
     try:
-        report = metrics.evaluate_labelled_csv(path, model, name=Path(path).name)
+        report = evaluation.evaluate_labelled_csv(path, model, name=Path(path).name)
     except _USER_ERRORS as exc:
         raise _user_error(exc) from None
     return _report_outputs(report, view, model)
@@ -317,10 +317,10 @@ def on_evaluate_fairness(model="default", progress=gr.Progress()):
     """The behavioural suite and per-term unintended-bias AUCs for a model (cached: instant the second time)."""
     progress(0, desc=f"Running the 2,001-case behavioural suite with {model}")
     try:
-        report = metrics.evaluate_fairness(model)
+        report = evaluation.evaluate_fairness(model)
     except _USER_ERRORS as exc:
         raise _user_error(exc) from None
-    return report.reading(), support.png_image(report.figure_png()), report.per_term, report.pass_rates
+    return report.reading(), support.png_image(evaluation.fairness_png(report)), report.per_term, report.pass_rates
 
 
 def on_view_change(report, view):
@@ -474,16 +474,16 @@ def _metrics_tab():
                 "trained on), a public one (Davidson tweets, SMS spam, Toxic Spans: downloaded and checksummed on "
                 "first use, evaluation only) or upload your own labelled CSV, then read the report below.")
     with gr.Row():
-        dataset = gr.Dropdown([*BUNDLED, *metrics.PUBLIC], value="texts", label="Dataset")
+        dataset = gr.Dropdown([*BUNDLED, *evaluation.PUBLIC], value="texts", label="Dataset")
         model = gr.Dropdown(models, value=models[0], label="Model")
-        view = gr.Dropdown([metrics.FLAGGED_VIEW, *TEXT_CATEGORIES], value=metrics.FLAGGED_VIEW,
+        view = gr.Dropdown([evaluation.FLAGGED_VIEW, *TEXT_CATEGORIES], value=evaluation.FLAGGED_VIEW,
                            label="Confusion matrix for")
     with gr.Row():
         button = gr.Button("Evaluate", variant="primary")
     with gr.Accordion("Evaluate on your own labelled CSV", open=False):
         gr.Markdown(f"A `text` column plus 0/1 columns named after categories ({', '.join(TEXT_CATEGORIES)}), or a "
                     f"`label` column holding 0/1 (flagged or not) or category names (`clean` for none). "
-                    f"Up to {metrics.MAX_CSV_ROWS:,} rows.")
+                    f"Up to {evaluation.MAX_CSV_ROWS:,} rows.")
         upload = gr.File(label="Labelled CSV", file_types=[".csv"])
         csv_button = gr.Button("Evaluate my CSV")
     report = gr.State()

@@ -24,8 +24,9 @@ from moderation import moderate_text
 from moderation.datasets import load_texts
 from moderation.identity import with_counterfactuals
 from moderation.text import registry
+from moderation.text.cache import training_data
 from moderation.text.cascade import CascadeModel
-from moderation.text.classical import SPECS, fit_model, read_model_card
+from moderation.text.classical import SPECS, fit_model, read_model_card, write_model_card
 from moderation.text.finetuned import is_validation, macro_f1
 
 BANDS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
@@ -33,7 +34,7 @@ BANDS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 def validation_first_stage(name: str):
     """(first stage refitted without the validation slice, validation frame, validation labels)."""
-    X, y = registry.training_data("train")
+    X, y = training_data("train")
     ids = with_counterfactuals(load_texts("train"))["id"]  # the same rows, in the same order, as training_data
     held_out = is_validation(ids.str.removesuffix("~swap"))
     original = ~ids.str.endswith("~swap").to_numpy()
@@ -80,7 +81,7 @@ def main(argv=None) -> int:
     chosen = max(sorted(validation), key=lambda b: validation[b]["f1_macro"])  # max keeps the first (narrowest) tie
     print(f"chosen band: {chosen} (best validation macro-F1)")
 
-    X_test, y_test = registry.training_data("test")
+    X_test, y_test = training_data("test")
     test_texts = load_texts("test")["text"].tolist()
     test_first, test_second = first.predict_proba(X_test), second.predict_proba(X_test)
     rows = {first_name: (0.0, macro_f1(y_test, test_first, first.thresholds)[0],
@@ -111,7 +112,7 @@ def main(argv=None) -> int:
                      for name, (s, f, v) in rows.items()},
             "test_f1_macro": rows[f"cascade-band{chosen}"][1],
         }
-        registry._write_model_card(card)
+        write_model_card(card)
         print(f"model card: cascade band {chosen}")
     return 0
 

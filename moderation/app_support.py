@@ -137,20 +137,22 @@ def highlight_segments(text: str, spans: Iterable,
 
 def tuned_thresholds(model: str = "default") -> dict[str, float]:
     """The per-category thresholds recorded for `model` in the model card (read without loading the model)."""
-    from .metrics import resolve_model_name
     from .text.classical import read_model_card
+    from .text.registry import resolve_model_name
 
     recorded = read_model_card().get("models", {}).get(resolve_model_name(model), {}).get("thresholds", {})
     return resolve_thresholds(None, recorded, TEXT_CATEGORIES)
 
 
 def confusion_image(report, view: str) -> Image.Image:
-    """A metrics report's confusion matrix for `view` as an image (drawn once per view, then cached)."""
-    return png_image(report.confusion_png(view))
+    """An evaluation report's confusion matrix for `view` as an image (drawn once per view, then cached)."""
+    from .evaluation.figures import confusion_png  # here, not at import: the HTTP APIs import this module, light
+
+    return png_image(confusion_png(report, view))
 
 
 def png_image(png: bytes) -> Image.Image:
-    """PNG bytes (a figure drawn by `moderation.metrics`) as an image an image widget can show."""
+    """PNG bytes (a figure drawn by `moderation.evaluation.figures`) as an image an image widget can show."""
     return Image.open(io.BytesIO(png))
 
 

@@ -94,15 +94,13 @@ def cmd_evaluate(args) -> int:
 
     from . import moderate_text
     from .datasets import DatasetUnavailableError
-    from .evaluation import run_public_evaluation
+    from .evaluation import PUBLIC, evaluate_bundled, evaluate_public, run_public_evaluation
 
     if args.dataset:
-        from . import metrics
-
         try:
             for name in args.models:
-                report = (metrics.evaluate_public(args.dataset, name, limit=args.limit) if args.dataset in metrics.PUBLIC
-                          else metrics.evaluate_bundled(args.dataset, name))
+                report = (evaluate_public(args.dataset, name, limit=args.limit) if args.dataset in PUBLIC
+                          else evaluate_bundled(args.dataset, name))
                 _print_report(report, args.json)
         except (DatasetUnavailableError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -32,6 +32,10 @@ TEXT_CATEGORY_DESCRIPTIONS = MappingProxyType({
     "spam": "scams, phishing, unsolicited ads",
 })
 
+#: The text categories that count as toxicity (the Toxic Spans task, Perspective's TOXICITY), most severe first:
+#: every one but spam and requests for crime, which are harmful without being toxic.
+TOXIC_CATEGORIES: tuple[str, ...] = tuple(c for c in TEXT_CATEGORIES if c not in {"spam", "illicit"})
+
 #: Image categories, most severe first.
 IMAGE_CATEGORIES: tuple[str, ...] = (
     "sexual",

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from moderation import app_support as support
-from moderation import metrics
+from moderation import evaluation
 from moderation.taxonomy import IMAGE_CATEGORIES, TEXT_CATEGORIES
 from moderation.testing.tiny_models import VIT_LABELS
 from moderation.verdict import Span
@@ -817,7 +817,7 @@ def test_a_report_is_cleared_before_the_next_evaluation_and_tables_have_real_hea
     # A failed Metrics run left the previous model's report under the new model's name; empty tables read "1 2 3".
     report, view, reading, figure, by_category, flagged, grid_summary, grid = served_app.on_clear_report()
     assert report is None and reading == "" and figure is None and grid_summary == ""
-    assert list(by_category.columns) == list(flagged.columns) == list(metrics.REPORT_COLUMNS) and by_category.empty
+    assert list(by_category.columns) == list(flagged.columns) == list(evaluation.REPORT_COLUMNS) and by_category.empty
     config = served_app.demo.config
     evaluate = next(d for d in config["dependencies"] if d.get("api_name") == "evaluate")
     clear = next(d for d in config["dependencies"] if d["id"] == evaluate["trigger_after"])
@@ -827,7 +827,7 @@ def test_a_report_is_cleared_before_the_next_evaluation_and_tables_have_real_hea
 def test_only_flagged_labels_say_why_there_is_no_per_category_report(tmp_path):
     path = tmp_path / "labels.csv"
     pd.DataFrame({"text": ["have a nice day", "you worthless idiot"], "label": [0, 1]}).to_csv(path, index=False)
-    report = metrics.evaluate_labelled_csv(path, "default", name="labels.csv")
+    report = evaluation.evaluate_labelled_csv(path, "default", name="labels.csv")
     assert report.category_table().empty and "no per-category report" in report.reading()
     assert "samples average" in report.reading()  # the per-category table's "samples avg" row is explained
 

@@ -11,7 +11,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from moderation.datasets import load_texts
 from moderation.files import atomic_write
 from moderation.normalize import normalize
-from moderation.text import registry
+from moderation.text import cache
 from moderation.text.features import WordCachedCharTfidf
 
 ODD_TEXTS = ["", "   ", "a", "ab\tcd\n\nef", "x\u3000y\u00a0z", "ÉCOLE école", "sh1t!!! f*ck", "🙂🙂 ok 🙂",
@@ -62,7 +62,7 @@ def test_an_unreadable_cached_model_is_refitted(tmp_path):
     path.parent.mkdir()
     path.write_bytes(b"\x80\x04 truncated pickle")
     with pytest.warns(UserWarning, match="refitting"):
-        assert registry.read_cached_model(path) is None
+        assert cache.read_cached_model(path) is None
     atomic_write(path, pickle.dumps({"model": 1}))
-    assert registry.read_cached_model(path) == {"model": 1}
+    assert cache.read_cached_model(path) == {"model": 1}
     assert [p.name for p in path.parent.iterdir()] == ["logreg.joblib"], "a temporary file was left behind"

@@ -1,10 +1,11 @@
-"""moderation.metrics: reports, confusion matrices, figures and the plain-language reading, on real predictions."""
+"""moderation.evaluation: reports, confusion matrices, figures and the plain-language reading, on real predictions."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from moderation import metrics
+from moderation import evaluation
+from moderation.evaluation import bundled
 from moderation.datasets import load_sms_email, load_texts
 from moderation.taxonomy import TEXT_CATEGORIES
 
@@ -12,7 +13,7 @@ from moderation.taxonomy import TEXT_CATEGORIES
 def _report(flagged_true, flagged_pred, categories=(), y_true=None, y_pred=None):
     n = len(flagged_true)
     empty = np.zeros((n, 0), dtype=int)
-    return metrics.EvaluationReport(
+    return evaluation.EvaluationReport(
         "hand-made", "toy", tuple(categories), empty if y_true is None else np.asarray(y_true),
         empty if y_pred is None else np.asarray(y_pred), np.asarray(flagged_true, bool), np.asarray(flagged_pred, bool),
     )
@@ -35,7 +36,7 @@ def test_confusion_counts_and_reading_use_the_real_numbers():
 
 
 def test_reading_says_when_precision_and_recall_are_undefined():
-    reading = metrics.plain_reading(np.array([[10, 0], [0, 0]]), "not spam", "spam")
+    reading = evaluation.plain_reading(np.array([[10, 0], [0, 0]]), "not spam", "spam")
     assert "called no text spam, so precision is undefined" in reading
     assert "no text here is really spam, so recall is undefined" in reading
 
@@ -53,7 +54,7 @@ def test_category_views_of_a_multi_label_report():
     y_true = np.array([[1, 0], [1, 1], [0, 0], [0, 1]])
     y_pred = np.array([[1, 0], [0, 1], [0, 1], [0, 1]])
     report = _report(y_true.any(1), y_pred.any(1), ("hate", "spam"), y_true, y_pred)
-    assert report.views == [metrics.FLAGGED_VIEW, "hate", "spam"]
+    assert report.views == [evaluation.FLAGGED_VIEW, "hate", "spam"]
     assert report.confusion("hate").tolist() == [[2, 0], [1, 1]]
     assert report.confusion("spam").tolist() == [[1, 1], [0, 2]]
     table = report.category_table().set_index("class")
@@ -64,13 +65,15 @@ def test_category_views_of_a_multi_label_report():
 
 
 def test_confusion_figure_shows_counts_and_normalised_rates():
-    figure = metrics.confusion_figure(_report(TRUTH, PREDICTED))
+    figure = evaluation.confusion_figure(_report(TRUTH, PREDICTED))
     counts, normalised = figure.axes
     assert sorted(t.get_text() for t in counts.texts) == sorted(["77", "5", "3", "15"])
     assert sorted(t.get_text() for t in normalised.texts) == sorted(["0.94", "0.06", "0.17", "0.83"])
     report = _report(TRUTH, PREDICTED)
-    png = report.confusion_png()
-    assert png.startswith(b"\x89PNG") and report.confusion_png() is png  # drawn once, then cached
+    png = evaluation.confusion_png(report)
+    assert png.startswith(b"\x89PNG") and evaluation.confusion_png(report) is png  # drawn once, then cached
+    twin = _report(TRUTH, PREDICTED)  # equal numbers, another report: its own figure, never another report's
+    assert twin != report and evaluation.confusion_png(twin) is not png
 
 
 def _csv(text: str) -> bytes:
@@ -78,16 +81,16 @@ def _csv(text: str) -> bytes:
 
 
 def test_read_labelled_csv_with_category_columns():
-    data = metrics.read_labelled_csv(_csv("Text,spam,hate\nwin cash now,1,0\nhello there,0,0\n  ,1,1\n"))
+    data = evaluation.read_labelled_csv(_csv("Text,spam,hate\nwin cash now,1,0\nhello there,0,0\n  ,1,1\n"))
     assert data.texts == ["win cash now", "hello there"]  # blank texts are dropped
     assert data.categories == ("hate", "spam")  # taxonomy order, whatever the column order
     assert data.labels.tolist() == [[0, 1], [0, 0]] and data.flagged.tolist() == [True, False]
 
 
 def test_read_labelled_csv_with_a_label_column():
-    binary = metrics.read_labelled_csv(_csv("text,label\na,1\nb,0\n"))
+    binary = evaluation.read_labelled_csv(_csv("text,label\na,1\nb,0\n"))
     assert binary.categories == () and binary.flagged.tolist() == [True, False]
-    named = metrics.read_labelled_csv(_csv('text,label\na,"spam, hate"\nb,clean\nc,ham\n'))
+    named = evaluation.read_labelled_csv(_csv('text,label\na,"spam, hate"\nb,clean\nc,ham\n'))
     assert named.categories == TEXT_CATEGORIES
     assert [set(np.array(TEXT_CATEGORIES)[row == 1]) for row in named.labels] == [{"spam", "hate"}, set(), set()]
 
@@ -102,60 +105,62 @@ def test_read_labelled_csv_with_a_label_column():
 ])
 def test_read_labelled_csv_explains_what_is_wrong(content, message):
     with pytest.raises(ValueError, match=message):
-        metrics.read_labelled_csv(_csv(content))
+        evaluation.read_labelled_csv(_csv(content))
 
 
 def test_read_labelled_csv_is_bounded(monkeypatch):
-    monkeypatch.setattr(metrics, "MAX_CSV_ROWS", 3)
+    monkeypatch.setattr(bundled, "MAX_CSV_ROWS", 3)
     with pytest.raises(ValueError, match="more than 3 rows"):
-        metrics.read_labelled_csv(_csv("text,label\n" + "a,0\n" * 4))
+        evaluation.read_labelled_csv(_csv("text,label\n" + "a,0\n" * 4))
 
 
 def test_evaluate_bundled_scores_the_test_split_and_caches_it():
-    report = metrics.evaluate_bundled("texts")
+    report = evaluation.evaluate_bundled("texts")
     assert report.size == len(load_texts("test")) and report.categories == TEXT_CATEGORIES
-    assert metrics.evaluate_bundled("texts", report.model) is report  # "default" and its name share the cache
+    assert evaluation.evaluate_bundled("texts", report.model) is report  # "default" and its name share the cache
     flagged = report.flagged_table().set_index("class")
     assert flagged.loc["flagged", "support"] + flagged.loc["clean", "support"] == report.size
     assert flagged.loc["flagged", "f1-score"] > 0.6  # a real model, far better than chance on its own data
-    assert metrics.evaluate_bundled("sms_email").size == len(load_sms_email("test"))
+    assert evaluation.evaluate_bundled("sms_email").size == len(load_sms_email("test"))
     with pytest.raises(ValueError, match="unknown bundled dataset"):
-        metrics.evaluate_bundled("nope")
+        evaluation.evaluate_bundled("nope")
 
 
 def test_evaluate_labelled_csv_runs_the_model(tmp_path):
     path = tmp_path / "mine.csv"
     path.write_text("text,harassment\nyou are a worthless idiot,1\nthanks for the lovely dinner last night,0\n",
                     encoding="utf-8")
-    report = metrics.evaluate_labelled_csv(path, name="mine.csv")
+    report = evaluation.evaluate_labelled_csv(path, name="mine.csv")
     assert report.dataset == "mine.csv" and report.categories == ("harassment",)
     assert report.y_pred[:, 0].tolist() == [1, 0]
-    assert metrics.evaluate_labelled_csv(path.read_bytes()) is report
+    assert evaluation.evaluate_labelled_csv(path.read_bytes()) is report
 
 
 def test_grid_search_record_from_the_model_card():
     from moderation.text.classical import read_model_card
 
-    name = metrics.resolve_model_name("default")
+    from moderation.text.registry import resolve_model_name
+
+    name = resolve_model_name("default")
     record = read_model_card()["models"][name]
-    table = metrics.grid_search_table()
+    table = evaluation.grid_search_table()
     assert len(table) == len(record["cv_results"]) and table["rank"].tolist() == list(range(1, len(table) + 1))
     assert table["mean_f1_macro"].is_monotonic_decreasing
-    assert f"{record['cv_best_f1_macro']:.3f}" in metrics.grid_search_summary()
+    assert f"{record['cv_best_f1_macro']:.3f}" in evaluation.grid_search_summary()
 
 
 def test_grid_search_summary_without_a_record(monkeypatch):
     from moderation.text import classical
 
     monkeypatch.setattr(classical, "read_model_card", lambda: {"models": {}})
-    assert metrics.grid_search_table("svm").empty
-    assert "python -m moderation train svm" in metrics.grid_search_summary("svm")
+    assert evaluation.grid_search_table("svm").empty
+    assert "python -m moderation train svm" in evaluation.grid_search_summary("svm")
 
 
 def test_report_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(metrics, "MAX_CACHED_REPORTS", 1)
+    monkeypatch.setattr(bundled, "MAX_CACHED_REPORTS", 1)
     first, second = _csv("text,label\nhello,0\n"), _csv("text,label\ngoodbye,0\n")
-    report = metrics.evaluate_labelled_csv(first)
-    assert metrics.evaluate_labelled_csv(first) is report
-    metrics.evaluate_labelled_csv(second)  # pushes the first one out
-    assert metrics.evaluate_labelled_csv(first) is not report
+    report = evaluation.evaluate_labelled_csv(first)
+    assert evaluation.evaluate_labelled_csv(first) is report
+    evaluation.evaluate_labelled_csv(second)  # pushes the first one out
+    assert evaluation.evaluate_labelled_csv(first) is not report

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from moderation import datasets, metrics, moderate_text
+from moderation import datasets, evaluation, moderate_text
 from moderation.cli import main
 
 ROWS = 300
@@ -16,10 +16,10 @@ ROWS = 300
 
 @pytest.mark.public_data
 def test_davidson_report_is_moderate_texts_flags_against_davidsons_labels(public_data):
-    report = metrics.evaluate_public("davidson", "logreg", limit=ROWS)
+    report = evaluation.evaluate_public("davidson", "logreg", limit=ROWS)
     tweets = datasets.fetch_davidson()[:ROWS]
     verdicts = moderate_text(tweets["text"].tolist(), model="logreg", explain_spans=False)
-    assert report.size == ROWS and report.views == [metrics.FLAGGED_VIEW, "hate"]
+    assert report.size == ROWS and report.views == [evaluation.FLAGGED_VIEW, "hate"]
     assert np.array_equal(report.flagged_true, tweets["flagged"].to_numpy())  # hate or offensive
     assert np.array_equal(report.flagged_pred, [v.flagged for v in verdicts])  # flagged in any category
     assert np.array_equal(report.binary("hate")[0], (tweets["label"] == 0).astype(int))
@@ -31,11 +31,11 @@ def test_davidson_report_is_moderate_texts_flags_against_davidsons_labels(public
 
 @pytest.mark.public_data
 def test_sms_and_toxic_spans_reports(public_data):
-    sms = metrics.evaluate_public("sms_spam", "logreg", limit=ROWS)
-    assert sms.views == [metrics.FLAGGED_VIEW, "spam"]
+    sms = evaluation.evaluate_public("sms_spam", "logreg", limit=ROWS)
+    assert sms.views == [evaluation.FLAGGED_VIEW, "spam"]
     assert np.array_equal(sms.binary("spam")[0], datasets.fetch_sms_spam()["spam"][:ROWS].astype(int))
-    spans = metrics.evaluate_public("toxic_spans", "logreg", limit=ROWS)
-    assert spans.views == [metrics.FLAGGED_VIEW] and spans.category_table().empty
+    spans = evaluation.evaluate_public("toxic_spans", "logreg", limit=ROWS)
+    assert spans.views == [evaluation.FLAGGED_VIEW] and spans.category_table().empty
     assert spans.flagged_true.sum() == datasets.fetch_toxic_spans("test")["spans"][:ROWS].map(bool).sum()
 
 
@@ -47,17 +47,17 @@ def test_the_evaluate_command_prints_the_report(public_data, capsys):
     assert "Confusion matrix, spam ([[tn, fp], [fn, tp]]):" in out
     assert main(["evaluate", "--dataset", "sms_spam", "--models", "logreg", "--limit", str(ROWS), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["size"] == ROWS and set(report["confusion"]) == {metrics.FLAGGED_VIEW, "spam"}
+    assert report["size"] == ROWS and set(report["confusion"]) == {evaluation.FLAGGED_VIEW, "spam"}
 
 
 def test_a_dataset_that_cannot_be_read_is_a_clear_message(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MODERATION_DATA_MIRROR", str(tmp_path))  # set, but empty
     with pytest.raises(datasets.DatasetUnavailableError, match="MODERATION_DATA_MIRROR is set but"):
-        metrics.evaluate_public("toxic_spans", "logreg")
+        evaluation.evaluate_public("toxic_spans", "logreg")
     assert main(["evaluate", "--dataset", "davidson"]) == 2
     assert "error: MODERATION_DATA_MIRROR is set but" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown public dataset"):
-        metrics.evaluate_public("jigsaw")
+        evaluation.evaluate_public("jigsaw")
     assert main(["evaluate", "--dataset", "nope"]) == 2
 
 

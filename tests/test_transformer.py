@@ -239,7 +239,7 @@ def test_importing_the_text_package_does_not_load_torch():
 
 
 def test_the_metrics_tab_reads_the_transformer_s_own_grid_search(registered):
-    from moderation import metrics
+    from moderation import evaluation
 
-    assert "GridSearchCV tried 3 parameter combination(s)" in metrics.grid_search_summary(registered)
-    assert len(metrics.grid_search_table(registered)) == 3
+    assert "GridSearchCV tried 3 parameter combination(s)" in evaluation.grid_search_summary(registered)
+    assert len(evaluation.grid_search_table(registered)) == 3

@@ -23,7 +23,8 @@ from ..files import atomic_write, atomic_writer
 from ..taxonomy import TEXT_CATEGORIES
 from ..text import moderate_text
 from ..text.classical import read_model_card
-from ..text.registry import DEFAULT, available_models, data_version, default_model_name, features_version
+from ..text.cache import data_version, features_version
+from ..text.registry import DEFAULT, available_models, default_model_name
 from .formats import (ADDED_SCHEMA, MISSING_TEXT, NOT_TEXT, SCORE_COLUMNS, SCORED, BatchError, Block, InputFile,
                       is_missing, to_frame)
 

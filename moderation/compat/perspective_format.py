@@ -14,15 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ApiError
-from ..evaluation import TOXIC_CATEGORIES
-from ..taxonomy import TEXT_CATEGORIES
+from ..taxonomy import TOXIC_CATEGORIES
 
 #: Perspective attribute -> the categories of ours it reads. Its summary score is the highest of their scores, and
 #: its span scores are our spans labelled with one of them. TOXICITY is every category the Toxic Spans evaluation
 #: counts as toxic (all but spam and illicit); SEVERE_TOXICITY the three most severe of our taxonomy, so insults and
 #: swearing alone do not make it; SPAM is our extension (Perspective's was experimental).
 PERSPECTIVE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "TOXICITY": tuple(c for c in TEXT_CATEGORIES if c in TOXIC_CATEGORIES),
+    "TOXICITY": TOXIC_CATEGORIES,
     "SEVERE_TOXICITY": ("self_harm", "violence", "hate"),
     "IDENTITY_ATTACK": ("hate",),
     "INSULT": ("harassment",),

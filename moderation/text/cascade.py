@@ -87,10 +87,10 @@ class CascadeModel:
         return out
 
 
-def load_cascade() -> CascadeModel:
-    """The default classical model in front of `finetuned`, with the band the model card records."""
+def load_cascade(get_text_model) -> CascadeModel:
+    """The default classical model in front of `finetuned`, with the band the model card records; both stages are
+    loaded through `get_text_model` (the registry's), so they are the very models their names give everywhere."""
     from .classical import read_model_card
-    from .registry import get_text_model
 
     record = read_model_card().get("models", {}).get("cascade", {})
     if "band" not in record:

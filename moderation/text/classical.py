@@ -32,6 +32,7 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..taxonomy import DEFAULT_THRESHOLD, TEXT_CATEGORIES
+from .cache import data_version
 from .features import build_preprocessor
 
 SEED = 0
@@ -232,3 +233,15 @@ def train_model(spec: ModelSpec, X_train, y_train, X_test, y_test) -> TrainedMod
 def read_model_card() -> dict:
     path = resources.files("moderation.data").joinpath("model_card.json")
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"models": {}}
+
+
+def write_model_card(card: dict) -> None:
+    """Write `card` as the model card, with its default re-chosen (the best non-baseline classical model by test
+    macro-F1) and the data version it was trained on."""
+    candidates = {n: r for n, r in card["models"].items() if n in SPECS and not r.get("teaching_baseline")}
+    card["default"] = max(candidates, key=lambda n: candidates[n]["test_f1_macro"])
+    card["data_version"] = data_version()
+    path = resources.files("moderation.data").joinpath("model_card.json")
+    with open(str(path), "w", encoding="utf-8") as handle:
+        json.dump(card, handle, indent=1, sort_keys=True)
+        handle.write("\n")

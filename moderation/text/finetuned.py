@@ -287,7 +287,7 @@ def train_finetuned(settings: FinetuneSettings | None = None, output_dir: Path =
     import transformers
 
     from .classical import tune_thresholds
-    from .registry import data_version
+    from .cache import data_version
     from .transformer import bundled_minilm
 
     settings = settings or FinetuneSettings()
@@ -352,13 +352,12 @@ def record_test_scores(directory: Path = SHIPPED_DIR) -> dict:
 
 def train_and_record(settings: FinetuneSettings | None = None, log: Callable[[str], None] = print) -> dict:
     """`python -m moderation train --model finetuned`: train into the shipped directory, record it in the card."""
-    from .classical import read_model_card
-    from .registry import _write_model_card
+    from .classical import read_model_card, write_model_card
 
     result = train_finetuned(settings, log=log)
     card = read_model_card()
     card.setdefault("models", {})["finetuned"] = {**card["models"].get("finetuned", {}), **result.record}
-    _write_model_card(card)
+    write_model_card(card)
     return result.record
 
 

@@ -10,20 +10,18 @@ import hashlib
 import json
 import threading
 import warnings
-from importlib import resources
 from pathlib import Path
 
 import joblib
 import numpy as np
 import sklearn
 
-from ..datasets import LABEL_COLUMNS, load_texts
+from ..datasets import LABEL_COLUMNS
 from ..files import atomic_write, atomic_writer
-from ..identity import with_counterfactuals
 from ..settings import cache_dir
-from .classical import SPECS, TrainedModel, fit_model, grid_search, read_model_card
-from .features import UNKNOWN_SOURCE, analyze, feature_frame
+from .cache import data_version, features_version, read_cached_model, training_data
 from .cascade import load_cascade
+from .classical import SPECS, TrainedModel, fit_model, grid_search, read_model_card, write_model_card
 from .finetuned import load_finetuned
 from .transformer import TRANSFORMER_MODELS
 
@@ -33,28 +31,17 @@ _lock = threading.Lock()
 
 #: Models defined elsewhere register a loader here: name -> zero-argument callable. The transformer family's
 #: loaders import torch only when one runs.
-EXTRA_MODELS: dict[str, object] = {**TRANSFORMER_MODELS, "finetuned": load_finetuned, "cascade": load_cascade}
-
-
-def data_version() -> str:
-    payload = resources.files("moderation.data").joinpath("texts.csv").read_bytes()
-    return hashlib.sha256(payload).hexdigest()[:12]
-
-
-def features_version() -> str:
-    """A digest of what turns a text into model inputs (normaliser, lexicon and its terms, feature code): a model
-    cached under other features is refitted, never reused."""
-    from .. import identity, lexicon, normalize
-    from . import features
-
-    digest = hashlib.sha256(resources.files("moderation.data").joinpath("lexicon.tsv").read_bytes())
-    for module in (normalize, lexicon, features, identity):  # identity: the counterfactual copies trained on
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:12]
+EXTRA_MODELS: dict[str, object] = {**TRANSFORMER_MODELS, "finetuned": load_finetuned,
+                                   "cascade": lambda: load_cascade(get_text_model)}
 
 
 def default_model_name() -> str:
     return read_model_card().get("default", "logreg")
+
+
+def resolve_model_name(model: str | None) -> str:
+    """The registry name behind `model`: "default" (or nothing) becomes the model card's default."""
+    return default_model_name() if model in (DEFAULT, None, "") else model
 
 
 def available_models() -> list[str]:
@@ -68,33 +55,6 @@ def unavailable_models() -> dict[str, str]:
     from .transformer import configured_model_ids
 
     return {name: reason for name, model_id in configured_model_ids().items() if (reason := why_unavailable(model_id))}
-
-
-def training_data(split: str):
-    """(feature frame, label matrix) for a bundled split; a third of the rows hide their source so that models
-    also work when the caller does not say where a text came from. The train split also gets a counterfactual
-    copy of every text that names a group, with other groups in its place and the same labels, so no model can
-    learn a group's name as evidence of hate (`moderation.identity.with_counterfactuals`)."""
-    frame = load_texts(split)
-    if split == "train":
-        frame = with_counterfactuals(frame)
-    hidden = frame["id"].map(lambda i: int(hashlib.md5(i.encode()).hexdigest(), 16) % 3 == 0)
-    sources = frame["source"].where(~hidden, UNKNOWN_SOURCE)
-    texts = frame["text"].tolist()
-    X = feature_frame(texts, [analyze(t) for t in texts], sources)
-    return X, frame[LABEL_COLUMNS].to_numpy(dtype=int)
-
-
-def read_cached_model(path: Path):
-    """A model this project cached at `path`, or None when there is none or it cannot be read (a truncated file,
-    a library change): the caller then refits and overwrites it rather than failing every request."""
-    if not path.is_file():
-        return None
-    try:
-        return joblib.load(path)
-    except Exception as exc:  # unpickling raises anything: EOFError, UnpicklingError, AttributeError, ...
-        warnings.warn(f"refitting: the cached model {path.name} could not be read ({type(exc).__name__}: {exc})")
-        return None
 
 
 #: Fitted classical models shipped with the package (`python -m moderation ship`), so a first verdict need not wait
@@ -180,16 +140,6 @@ def predict_labels(model, frame) -> np.ndarray:
     return (proba >= np.array([model.thresholds[c] for c in LABEL_COLUMNS])).astype(int)
 
 
-def _write_model_card(card: dict) -> None:
-    candidates = {n: r for n, r in card["models"].items() if n in SPECS and not r.get("teaching_baseline")}
-    card["default"] = max(candidates, key=lambda n: candidates[n]["test_f1_macro"])
-    card["data_version"] = data_version()
-    path = resources.files("moderation.data").joinpath("model_card.json")
-    with open(str(path), "w", encoding="utf-8") as handle:
-        json.dump(card, handle, indent=1, sort_keys=True)
-        handle.write("\n")
-
-
 def ship_default_model(log=print) -> Path:
     """Fit (or read from the cache) the default classical model and ship it: its file under SHIPPED_DIR, its
     SHA-256 in the model card; shipped files of other versions are removed. `python -m moderation ship`."""
@@ -206,7 +156,7 @@ def ship_default_model(log=print) -> Path:
             stale.unlink()
     card = read_model_card()
     card["shipped"] = {file_name: _sha256(target)}
-    _write_model_card(card)
+    write_model_card(card)
     log(f"shipped {target.relative_to(SHIPPED_DIR.parents[1])} ({target.stat().st_size / 2**20:.1f} MiB), "
         f"sha256 {card['shipped'][file_name]}")
     return target
@@ -229,7 +179,7 @@ def train_all(names=None, log=print) -> dict:
         card["models"][name] = model.record
         log(f"  {name}: test macro-F1 {model.record['test_f1_macro']} (cv {model.record['cv_best_f1_macro']}), "
             f"{model.record['train_seconds']} s, params {model.record['best_params']}")
-        _write_model_card(card)  # after every model, so an interrupted run keeps what it finished
+        write_model_card(card)  # after every model, so an interrupted run keeps what it finished
     with _lock:
         _loaded.clear()
     return card

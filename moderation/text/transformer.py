@@ -45,6 +45,7 @@ from ..files import atomic_write, atomic_writer
 from ..hub import ModelUnavailableError, resolve_model_id
 from ..settings import cache_dir
 from ..taxonomy import TEXT_CATEGORIES
+from .cache import data_version, features_version, read_cached_model, training_data
 from .classical import (SPECS, ModelSpec, TrainedModel, apply_thresholds, positive_proba, read_model_card,
                         train_model, tune_thresholds)
 from .features import build_preprocessor
@@ -214,16 +215,12 @@ class LabelMappedModel:
 
 def _bundled_splits():
     """(train, test) feature frames and labels of the bundled data."""
-    # Imported here because the registry imports this module's TRANSFORMER_MODELS table.
-    from .registry import training_data
-
     return training_data("train"), training_data("test")
 
 
 def _cache_path(name: str, checkpoint, settings, suffix: str) -> Path:
     """Cache file for `name` over exactly this checkpoint, data version, library versions and `settings`."""
     from .embedding import library_versions
-    from .registry import data_version, features_version
 
     parts = [checkpoint.fingerprint, data_version(), features_version(), library_versions(), f"sklearn{sklearn.__version__}",
              json.dumps(settings, sort_keys=True, default=str)]
@@ -235,7 +232,6 @@ def load_encoder_heads(name: str = "transformer", model: str | None = None) -> E
     """Encoder `name` ("transformer" or "bert-base-uncased"; `model`, else its environment variable, else the
     default) with heads trained on the bundled data, or read back from the cache."""
     from .embedding import load_checkpoint
-    from .registry import read_cached_model
 
     env_var, default = ENCODERS[name]
     checkpoint = load_checkpoint("text encoder", resolve_model_id(model, env_var, default()), env_var)

@@ -4,8 +4,9 @@ Conventions (see ../shared/datasets/README.md): Davidson "flagged" is `class != 
 SMS is the `spam` category against ham/spam; Toxic Spans uses the SemEval-2021 metric, the mean over posts of
 the character-offset F1 between predicted and gold spans (1.0 when both are empty, 0.0 when exactly one is).
 
-Any tool can be scored, not only ours: `evaluate_predictor` takes a function from texts to `Predictions`, so the
-benchmarks put peer libraries through exactly the same data and metrics as `moderate_text`.
+Two ways in: `evaluate_public` gives the same `EvaluationReport` as the bundled sets (the Metrics tab,
+`python -m moderation evaluate --dataset`); `evaluate_predictor` takes any function from texts to `Predictions`, so
+the benchmarks put peer libraries through exactly the same data and metrics as `moderate_text`.
 """
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from typing import Callable, Sequence
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score, recall_score
 
-from . import datasets
-from .taxonomy import TEXT_CATEGORIES
-
-#: Categories whose spans count as "toxic" for the Toxic Spans task (spam and requests for crime are not toxicity).
-TOXIC_CATEGORIES = frozenset(TEXT_CATEGORIES) - {"spam", "illicit"}
+from .. import datasets
+from ..taxonomy import TEXT_CATEGORIES, TOXIC_CATEGORIES
+from ..text.registry import resolve_model_name
+from .bundled import LabelledTexts, cached_report, evaluate_bundled, evaluate_labelled
+from .report import EvaluationReport
 
 
 @dataclass(frozen=True)
@@ -129,3 +130,56 @@ def run_public_evaluation(moderate: Callable, limit: int | None = None) -> dict:
     """Evaluate `moderate(texts, explain_spans=...) -> verdicts` (e.g. a partial of moderate_text) on the three
     public datasets; see `evaluate_predictor` for what comes back."""
     return evaluate_predictor(lambda texts, spans: verdict_predictions(moderate(texts, explain_spans=spans)), limit)
+
+
+# --- The public datasets as EvaluationReports ---------------------------------------------------------------------
+
+
+def _davidson() -> LabelledTexts:
+    frame = datasets.fetch_davidson()
+    hate = (frame["label"] == 0).to_numpy(dtype=int)[:, None]
+    return LabelledTexts(frame["text"].tolist(), ("hate",), hate, frame["flagged"].to_numpy(dtype=bool))
+
+
+def _sms_spam() -> LabelledTexts:
+    frame = datasets.fetch_sms_spam()
+    spam = frame["spam"].to_numpy(dtype=bool)
+    return LabelledTexts(frame["text"].tolist(), ("spam",), spam.astype(int)[:, None], spam)
+
+
+def _toxic_spans() -> LabelledTexts:
+    frame = datasets.fetch_toxic_spans("test")
+    return LabelledTexts(frame["text"].tolist(), (), np.zeros((len(frame), 0), dtype=int),
+                         frame["spans"].map(bool).to_numpy(dtype=bool))
+
+
+#: Public datasets the Metrics tab and `python -m moderation evaluate --dataset` report on, with the truth each gives
+#: (the conventions above): Davidson flagged = hate or offensive, and its hate class as `hate`; SMS spam as `spam`
+#: (a legitimate message flagged for anything is a false alarm); Toxic Spans test posts with any toxic span as
+#: flagged. A flag in any category counts as flagged, as a user of the verdict would read it.
+PUBLIC = {"davidson": _davidson, "sms_spam": _sms_spam, "toxic_spans": _toxic_spans}
+
+
+def evaluate_public(dataset: str, model: str = "default", limit: int | None = None) -> EvaluationReport:
+    """Score `model` on a public dataset (see `PUBLIC`), fetched with its checksum checked or read from
+    MODERATION_DATA_MIRROR (`datasets.DatasetUnavailableError` when neither works); `limit` takes the first rows for
+    a quick look. Cached per process."""
+    if dataset not in PUBLIC:
+        raise ValueError(f"unknown public dataset {dataset!r}; available: {', '.join(PUBLIC)}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be a positive number of rows, got {limit}")
+    name = resolve_model_name(model)
+
+    def compute():
+        data = PUBLIC[dataset]()
+        if limit is not None:
+            data = LabelledTexts(data.texts[:limit], data.categories, data.labels[:limit], data.flagged[:limit])
+        title = f"{dataset} (public, {len(data.texts):,} texts{'' if limit is None else ', first rows only'})"
+        return evaluate_labelled(data, name, title, flagged_by=TEXT_CATEGORIES)
+
+    return cached_report(("public", dataset, name, limit), compute)
+
+
+def evaluate_dataset(dataset: str, model: str = "default") -> EvaluationReport:
+    """A bundled dataset's test split or a whole public dataset, by name (the Metrics tab's one dropdown)."""
+    return evaluate_public(dataset, model) if dataset in PUBLIC else evaluate_bundled(dataset, model)
