@@ -126,7 +126,7 @@ def on_model_change(model):
 
 def on_upload(path):
     """A new upload: its columns to choose from, and the previous file's result cleared. A file that cannot be read
-    is said once, in the summary (it was an error badge beside the previous file's summary)."""
+    is said once, in the summary, not also as an error badge."""
     cleared = (EMPTY_BATCH, None)
     if not path:
         return gr.Dropdown(choices=[], value=None), *cleared, ""

@@ -1,8 +1,8 @@
 """What a public HTTP server needs in front of the moderation handlers, as plain ASGI middleware (no web framework
 imported): a cap on request bodies enforced before they are read, and per-client rate limits.
 
-Why: a 50 MB JSON body was read whole and answered (+400 MiB resident per request), and 300 quick calls from one
-client filled Gradio's global queue so that every other visitor got "Queue is full" for minutes.
+Why: without them a 50 MB JSON body is read whole and answered (+400 MiB resident per request), and 300 quick calls
+from one client fill Gradio's global queue so that every other visitor gets "Queue is full" for minutes.
 
     app = BodySizeLimit(app, max_bytes=2 * 2**20, exempt_prefixes=("/gradio_api/upload",))
     app = ClientRateLimit(app, paths=("/gradio_api/queue/join", "/gradio_api/call/"))

@@ -59,7 +59,7 @@ def unavailable_models() -> dict[str, str]:
 
 #: Fitted classical models shipped with the package (`python -m moderation ship`), so a first verdict need not wait
 #: minutes for a fit. A file is used only when its name (library, data, features and parameter versions) is the one
-#: this code would cache, and its SHA-256 is the model card's; otherwise the model is fitted as before.
+#: this code would cache, and its SHA-256 is the model card's; otherwise the model is fitted and cached.
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models" / "classical"
 
 
