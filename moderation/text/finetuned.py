@@ -91,7 +91,7 @@ def model_texts(texts) -> list[str]:
 
 def training_splits(frame: pd.DataFrame | None = None):
     """(train texts, train labels, validation texts, validation labels): split by id first, then counterfactual
-    copies added to the training part only (as `registry.training_data` does for the classical models)."""
+    copies added to the training part only (as `cache.training_data` does for the classical models)."""
     from ..identity import with_counterfactuals
 
     frame = load_texts("train") if frame is None else frame
@@ -338,7 +338,7 @@ def train_finetuned(settings: FinetuneSettings | None = None, output_dir: Path =
 def record_test_scores(directory: Path = SHIPPED_DIR) -> dict:
     """Score the saved model as `moderate_text` serves it on our test split (the frame every model card score
     uses) and add `test_f1_macro` and `test_f1` to its metadata file; returns the metadata."""
-    from .registry import training_data
+    from .cache import training_data
 
     path = directory / METADATA_FILE
     metadata = json.loads(path.read_text(encoding="utf-8"))
