@@ -485,8 +485,9 @@ def test_python_app_py_serves_locally_and_explains_a_missing_share_link():
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "GRADIO_ANALYTICS_ENABLED": "False", "MODERATION_SHARE": "1"}
-    # Importing the app must not load torch/transformers (no model at import time); then run its main().
-    code = ("import sys, app; heavy = [m for m in ('torch', 'transformers') if m in sys.modules]; "
+    # Importing the app must not load torch/transformers (no model at import time) nor matplotlib (a second of start-up
+    # for figures drawn only in the Metrics tab); then run its main().
+    code = ("import sys, app; heavy = [m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules]; "
             "print('HEAVY', heavy, flush=True); app.main([])")
     process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)

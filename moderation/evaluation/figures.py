@@ -1,12 +1,16 @@
 """The reports' figures, drawn with matplotlib's object API (no pyplot state), so concurrent requests cannot draw
-on each other's axes."""
+on each other's axes. matplotlib is imported when a figure is drawn, not with this module: the app imports the
+evaluation package to build its Metrics tab, and matplotlib was a second of its start-up."""
 from __future__ import annotations
 
 import io
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 from .fairness import FairnessReport
 from .report import FLAGGED_VIEW, EvaluationReport, class_names
@@ -21,6 +25,8 @@ def confusion_figure(report: EvaluationReport, view: str = FLAGGED_VIEW) -> Figu
     rows = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, rows, out=np.zeros(counts.shape, dtype=float), where=rows > 0)
     names = class_names(view)
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(9, 3.8), layout="constrained")
     figure.suptitle(f"{report.model} on {report.dataset}: {view}")
     panels = [(counts, counts / max(counts.max(), 1), "counts", "{:d}"),
@@ -46,6 +52,8 @@ def confusion_png(report: EvaluationReport, view: str = FLAGGED_VIEW) -> bytes:
 def fairness_figure(report: FairnessReport) -> Figure:
     """Subgroup, BPSN and BNSP AUC per identity term, lowest BPSN first."""
     frame = report.per_term.sort_values("bpsn_auc")
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(9, 8), layout="constrained")
     axes = figure.subplots()
     positions = np.arange(len(frame))
