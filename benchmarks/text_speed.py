@@ -6,7 +6,11 @@ Every model runs on the default path without occlusion spans (what bulk jobs use
 with them (what the app shows). Ratios compare tools measured in this same process minutes apart, because
 absolute times on a shared machine drift.
 
+First it prints where the default model's time goes: microseconds per text in each stage of one `moderate_text`
+call over the batch (spans on and off), timed around the real functions while the real call runs.
+
     MODERATION_DATA_MIRROR=../shared/datasets python -m benchmarks.text_speed [--batch 10000] [--singles 200]
+    MODERATION_DATA_MIRROR=../shared/datasets python -m benchmarks.text_speed --stages-only
 
 better-profanity checks about ten tweets a second, so its batch figure is measured on the first
 `--word-list-texts` texts of the batch (its cost per text does not depend on the batch: it has no batch path).
@@ -14,10 +18,12 @@ better-profanity checks about ten tweets a second, so its batch figure is measur
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from itertools import cycle, islice
 from typing import Callable, Sequence
@@ -26,9 +32,10 @@ import numpy as np
 import sklearn
 
 from benchmarks.peers import PEERS, warm_up
+import moderation.text as text_api
 from moderation import datasets, moderate_text
-from moderation.text import available_models, default_model_name
-from moderation.text.registry import DEFAULT
+from moderation.text import available_models, default_model_name, features
+from moderation.text.registry import DEFAULT, get_text_model
 
 #: The goals the project set itself (issue 7): default path vs the word list, and closing on the linear SVM.
 WORD_LIST, SVM = "better-profanity", "alt-profanity-check"
@@ -92,6 +99,79 @@ def measure(contender: Contender, texts: list[str], singles: list[str]) -> Timin
     return Timing(texts_per_s, len(batch), float(p50), float(p95))
 
 
+STAGES = ["normalise", "lexicon", "statistics", "word TF-IDF", "char TF-IDF", "classifier", "spans", "verdicts"]
+
+
+@contextlib.contextmanager
+def timed_stages(model: str):
+    """Wrap the functions `moderate_text` calls so that each adds its wall time to a stage; yields the totals.
+
+    normalise: `normalize`; lexicon: the rest of `analyze` (allowlist, matching, blanking); statistics: building the
+    feature frame (text statistics, lexicon evidence); word and char TF-IDF: the fitted vectorizers' transform;
+    classifier: the rest of the model's predict_proba (scaling, stacking, the classifier); spans: `explain`;
+    verdicts: whatever else the call spends (thresholds, verdict objects), measured as the call's remainder.
+    """
+    seconds: dict[str, float] = defaultdict(float)
+
+    def timing(stage: str, function: Callable) -> Callable:
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                seconds[stage] += time.perf_counter() - started
+        return wrapper
+
+    text_model = get_text_model(model)
+    vectorizers = text_model.pipeline.steps[0][1].named_transformers_
+    patches = [(features, "normalize", "normalise"), (text_api, "analyze", "analyze"),
+               (text_api, "feature_frame", "statistics"), (text_api, "explain", "spans"),
+               (vectorizers["words"], "transform", "word TF-IDF"), (vectorizers["chars"], "transform", "char TF-IDF"),
+               (text_model, "predict_proba", "model")]
+    originals = [(owner, name, owner.__dict__.get(name)) for owner, name, _ in patches]
+    for owner, name, stage in patches:
+        setattr(owner, name, timing(stage, getattr(owner, name)))
+    try:
+        yield seconds
+    finally:
+        for owner, name, original in originals:
+            if original is None:
+                delattr(owner, name)  # an instance attribute over the class's method: the method shows again
+            else:
+                setattr(owner, name, original)
+
+
+def stage_costs(texts: list[str], model: str, spans: bool) -> dict[str, float]:
+    """Microseconds per text in each of STAGES for one `moderate_text(texts)` call, and the call's total."""
+    with timed_stages(model) as seconds:
+        started = time.perf_counter()
+        moderate_text(texts, model=model, explain_spans=spans)
+        total = time.perf_counter() - started
+    stages = {
+        "normalise": seconds["normalise"],
+        "lexicon": seconds["analyze"] - seconds["normalise"],
+        "statistics": seconds["statistics"],
+        "word TF-IDF": seconds["word TF-IDF"],
+        "char TF-IDF": seconds["char TF-IDF"],
+        "classifier": seconds["model"] - seconds["word TF-IDF"] - seconds["char TF-IDF"],
+        "spans": seconds["spans"],
+    }
+    stages["verdicts"] = total - sum(stages.values())
+    stages["total"] = total
+    return {stage: value * 1e6 / len(texts) for stage, value in stages.items()}
+
+
+def stage_table(texts: list[str], other_texts: list[str], model: str) -> str:
+    """Per-stage cost with spans on (over `texts`) and off (over `other_texts`): each call the first to see its
+    batch, as in the yardstick (per-word caches warm up within a batch, not from the one before)."""
+    on = stage_costs(texts, model, spans=True)
+    off = stage_costs(other_texts, model, spans=False)
+    lines = [f"| stage ({model}, µs per text) | spans on | spans off |", "|---|---|---|"]
+    lines += [f"| {stage} | {on[stage]:,.1f} | {off[stage]:,.1f} |" for stage in [*STAGES, "total"]]
+    lines.append(f"| texts/s | {1e6 / on['total']:,.0f} | {1e6 / off['total']:,.0f} |")
+    return "\n".join(lines)
+
+
 def ratio(ours: float, theirs: float) -> str:
     value = ours / theirs
     return f"{value:,.0f}x" if value >= 100 else f"{value:.3g}x"
@@ -131,13 +211,22 @@ def main() -> int:
     parser.add_argument("--singles", type=int, default=200, help="single-text calls for the latency percentiles")
     parser.add_argument("--word-list-texts", type=int, default=1_000, help="batch texts timed for better-profanity")
     parser.add_argument("--models", nargs="+", help="our models (default: every registered model)")
+    parser.add_argument("--stages-only", action="store_true", help="print the per-stage costs, not the peers' table")
     args = parser.parse_args()
 
     texts, source = batch_texts(args.batch)
+    other_texts = batch_texts(2 * args.batch)[0][args.batch:]
     singles = texts[:: max(1, len(texts) // args.singles)][: args.singles]
     models = [default_model_name() if n == DEFAULT else n for n in (args.models or available_models())]
     models = list(dict.fromkeys(models))
     print(f"machine: {machine()}\nbatch: {source}; latency: {len(singles)} single texts from it", flush=True)
+
+    default_name = default_model_name()
+    moderate_text(["warm up", "you idiot"], model=default_name)  # loads the model: not a stage of a call
+    print(f"stages: spans on over the batch, spans off over the next {len(other_texts):,} texts", flush=True)
+    print(stage_table(texts, other_texts, default_name), flush=True)
+    if args.stages_only:
+        return 0
 
     runners = contenders(models, args.word_list_texts)
     warm_up()
