@@ -226,6 +226,23 @@ def _scan(normalized: str, by_first_char, groups, allowed: list[tuple[int, int]]
     return matches
 
 
+def _allow_regex(allow: list[tuple[str, str]]) -> re.Pattern:
+    """One alternation of the allowlist's patterns (longest term first), searched over the whole text.
+
+    Every pattern starts with the word-start assertion _START; written once in front, behind a look-ahead for the
+    characters a term can start with (when every term starts with a letter or digit), it lets the engine reject
+    most positions at once instead of trying each term there (73 -> 11 µs a tweet). Same matches."""
+    patterns = [(caller_term_pattern if source == BLOCKLIST else term_pattern)(t)
+                for t, source in sorted(allow, key=lambda a: -len(a[0]))]
+    if not all(p.startswith(_START) for p in patterns):
+        return re.compile("|".join(patterns))
+    bodies = "|".join(p[len(_START):] for p in patterns)
+    if not all(t[0].isalnum() for t, _ in allow):  # a term that starts with "*" or "'": any start may match
+        return re.compile(f"{_START}(?:{bodies})")
+    firsts = "".join(sorted({ch for t, _ in allow for ch in _first_chars(t)}))
+    return re.compile(f"(?=[{re.escape(firsts)}]){_START}(?:{bodies})")
+
+
 class Lexicon:
     """A compiled set of terms; `find` returns every non-overlapping match, longest term first."""
 
@@ -241,11 +258,7 @@ class Lexicon:
             _compile_terms([e for e in self.entries if e.source == BLOCKLIST], caller_term_pattern),
         ]
         allow = [*((t, LEXICON) for t in self.allow_terms), *((t, BLOCKLIST) for t in self.caller_allow_terms)]
-        self._allow_regex = (
-            re.compile("|".join((caller_term_pattern if source == BLOCKLIST else term_pattern)(t)
-                                for t, source in sorted(allow, key=lambda a: -len(a[0]))))
-            if allow else None
-        )
+        self._allow_regex = _allow_regex(allow) if allow else None
 
     def allowed_spans(self, normalized: str) -> list[tuple[int, int]]:
         """Where allowlisted words lie in `normalized`: sorted, disjoint (start, end) pairs."""

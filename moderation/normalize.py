@@ -48,8 +48,17 @@ _LEET_CHARS = frozenset(LEET)
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _STRETCHED = re.compile(r"([^\W\d_])\1\1")
 _NUMBER_WITH_UNIT = re.compile(r"^\d+[a-z]{0,3}$|^[a-z]+\d+$")
-# A word-like token for leetspeak: letters and digits (not "_"), leet symbols and "*" masks.
-_LEET_TOKEN = re.compile("(?:[^\\W_]|[" + re.escape("".join(LEET)) + "*])+")
+# A word-like token for leetspeak (a maximal run of letters and digits (not "_"), leet symbols and "*" masks) that
+# holds a leet character: only those can change, and the regex engine skips the others without a Python loop.
+_TOKEN_CHAR = "(?:(?!_)[\\w" + re.escape("".join(LEET)) + "*])"
+_LEET_TOKEN = re.compile(f"(?<![^\\W_])(?<![{re.escape(''.join(LEET))}*]){_TOKEN_CHAR}*"
+                         f"[{re.escape(''.join(LEET))}]{_TOKEN_CHAR}*")
+# Inside a token, what may change: a run of edge-sensitive symbols (leet only inside the token) or one other leet
+# character.
+_LEET_RUN = re.compile(f"[{re.escape(''.join(_EDGE_SENSITIVE))}]+|"
+                       f"[{re.escape(''.join(set(LEET) - _EDGE_SENSITIVE))}]")
+# Three or more of one character: a stretched letter when that character is a letter.
+_RUN_OF_THREE = re.compile(r"(.)\1{2,}", re.S)
 _LETTER = re.compile(r"[^\W\d_]")
 
 
@@ -107,23 +116,18 @@ def _fold_homoglyph_words(chars: list[str]) -> list[str]:
 def _unleet(chars: list[str]) -> list[str]:
     """Turn leetspeak into letters inside word-like tokens that contain at least one letter."""
     out = list(chars)
-    for token_match in _LEET_TOKEN.finditer("".join(chars)):  # chars are single characters: offsets agree
+    text = "".join(chars)  # chars are single characters: offsets agree
+    for token_match in _LEET_TOKEN.finditer(text):
         token = token_match.group()
-        if _LEET_CHARS.isdisjoint(token) or not _LETTER.search(token) or _NUMBER_WITH_UNIT.match(token):
+        if not _LETTER.search(token) or _NUMBER_WITH_UNIT.match(token):
             continue
         i, j = token_match.span()
-        k = i
-        while k < j:
-            run_end = k + 1
-            if chars[k] in _EDGE_SENSITIVE:  # a run of them is leet only with word characters on both sides
-                while run_end < j and chars[run_end] in _EDGE_SENSITIVE:
-                    run_end += 1
-                if k == i or run_end == j:
-                    k = run_end
-                    continue
-            for m in range(k, run_end):
-                out[m] = LEET.get(chars[m], chars[m])
-            k = run_end
+        for run in _LEET_RUN.finditer(text, i, j):
+            start, end = run.span()
+            if text[start] in _EDGE_SENSITIVE and (start == i or end == j):  # such a run is leet only with word
+                continue  # characters on both sides
+            for k in range(start, end):
+                out[k] = LEET[chars[k]]
     return out
 
 
@@ -143,20 +147,14 @@ def _collapse_repeats(chars: list[str], origin: list[int]) -> tuple[list[str], l
     """Collapse a letter repeated three or more times to one: stretched words become dictionary words."""
     out_c: list[str] = []
     out_o: list[int] = []
-    n = len(chars)
-    i = 0
-    while i < n:
-        j = i
-        while j < n and chars[j] == chars[i]:
-            j += 1
-        if chars[i].isalpha() and j - i >= 3:
-            out_c.append(chars[i])
-            out_o.append(origin[i])
-        else:
-            out_c.extend(chars[i:j])
-            out_o.extend(origin[i:j])
-        i = j
-    return out_c, out_o
+    done = 0
+    for run in _RUN_OF_THREE.finditer("".join(chars)):  # chars are single characters: offsets agree
+        if run.group(1).isalpha():
+            keep = run.start() + 1
+            out_c += chars[done:keep]
+            out_o += origin[done:keep]
+            done = run.end()
+    return out_c + chars[done:], out_o + origin[done:]
 
 
 def normalize(text: str) -> Normalized:
