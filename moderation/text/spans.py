@@ -321,25 +321,23 @@ def _chunk_info(view: LinearView, chunk: str) -> _Chunk:
         # than to any other word ("you,idiot": "you," and "idiot"), so an n-gram's weight goes to the words whose
         # stretches it covers, in proportion to the characters it has in each.
         size = len(chunk)
-        edges = [0] + [end + (start - end + 1) // 2 for (_, end), (start, _) in zip(units, units[1:])] + [size]
-        stretch = []
-        for u in range(len(units)):
-            stretch += [u] * (edges[u + 1] - edges[u])
+        edges = np.array([0] + [end + (start - end + 1) // 2 for (_, end), (start, _) in zip(units, units[1:])]
+                         + [size], dtype=np.int64)
         get, padded = view.chars.vocabulary_.get, " " + chunk + " "
-        cols, owners, weights = [], [], []
-        for a, b in _ngram_windows(size + 2, *view.chars.ngram_range):
-            col = get(padded[a:b])
-            if col is None:
-                continue
-            lo, hi = max(a - 1, 0), min(b - 1, size)  # the n-gram's characters in the chunk (padding belongs to none)
-            first, last = stretch[lo], stretch[hi - 1]
-            if first == last:
-                cols.append(col), owners.append(first), weights.append(1.0)
-            else:
-                for u in range(first, last + 1):
-                    cols.append(col), owners.append(u)
-                    weights.append((min(hi, edges[u + 1]) - max(lo, edges[u])) / (hi - lo))
-        owners, weights = np.asarray(owners, dtype=np.int64), np.asarray(weights, dtype=float)
+        found = [(col, a, b) for a, b in _ngram_windows(size + 2, *view.chars.ngram_range)
+                 if (col := get(padded[a:b])) is not None]
+        found = np.array(found, dtype=np.int64).reshape(len(found), 3)
+        # The n-gram's characters in the chunk (padding belongs to none), and the first and last word they touch:
+        # one entry per (n-gram, word), in n-gram order, weighted by the n-gram's characters in the word's stretch.
+        lo, hi = np.maximum(found[:, 1] - 1, 0), np.minimum(found[:, 2] - 1, size)
+        stretch = np.repeat(np.arange(len(units)), np.diff(edges))
+        first = stretch[lo]
+        repeats = stretch[hi - 1] - first + 1
+        entry = np.repeat(np.arange(len(found)), repeats)
+        owners = first[entry] + np.arange(entry.size) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+        lo, hi = lo[entry], hi[entry]
+        cols = found[entry, 0]
+        weights = (np.minimum(hi, edges[owners + 1]) - np.maximum(lo, edges[owners])) / (hi - lo)
     tokens = []
     if view.words is not None:
         stop = view.stop_words
