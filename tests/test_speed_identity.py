@@ -1,0 +1,48 @@
+"""Speed work on the text hot path (normaliser, lexicon, statistics, spans) must not change a single verdict.
+
+The digests below were computed BEFORE that work (issue 15 item 2) from the default model's verdicts on every
+tenth of the first 3,000 bundled texts and on obfuscated, blank and oversized inputs: scores to 4 decimals,
+flagged categories and spans. A deliberate change of what the model reads or of how it was fitted (a new model
+card entry) changes them; recompute them then, and say why in the commit.
+"""
+import hashlib
+import json
+
+import pytest
+
+from moderation import datasets, moderate_text
+from moderation.text import registry
+
+EDGE_CASES = [
+    "", "  ", "\x00", "f.u.c.k you", "sh1t", "іdіоt", "fuuuuck", "k i l l yourself", "b@stard!!", "Scunthorpe",
+    "a" * 25000 + " idiot", "covid19 10pm 2nd", "f*ck", "b***h", "€vil $hit", "ｆｕｃｋ", "z\u200bero",
+    "WHAT THE HELL!!!",
+]
+#: The default model these digests belong to (its name in the model card and the key of its parameters).
+PINNED_MODEL = "logreg"
+PINNED_PARAMETERS_KEY = "300d04dd"
+DIGESTS = {
+    True: "066c7ee9630abad7e73640ba36d05e3f927c620ab6f81cfcefcf2fac1f043a61",  # spans on
+    False: "b48374355e918d93c54eba274155b5831d1454c1d45fe91b70657b7ef13ecc24",  # spans off
+}
+
+
+def verdict_digest(verdicts) -> str:
+    rows = [[v.scores, v.categories, [(s.start, s.end, s.label, s.score, s.source) for s in v.spans]]
+            for v in verdicts]
+    return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def texts():
+    return datasets.load_texts()["text"].tolist()[:3000:10] + EDGE_CASES
+
+
+@pytest.mark.parametrize("spans", [True, False], ids=["spans on", "spans off"])
+def test_verdicts_are_the_ones_from_before_the_speed_work(texts, spans):
+    assert registry.default_model_name() == PINNED_MODEL
+    assert registry._model_file_name(PINNED_MODEL).endswith(f"-{PINNED_PARAMETERS_KEY}.joblib"), (
+        "the default model was refitted with other parameters: recompute the digests")
+    verdicts = moderate_text(texts, explain_spans=spans)
+    assert sum(v.flagged for v in verdicts) == 158  # enough flagged texts for the spans to be tested
+    assert verdict_digest(verdicts) == DIGESTS[spans]
