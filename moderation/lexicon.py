@@ -76,7 +76,9 @@ def _letter_pattern(letter: str, position: str) -> str:
     so that a run of them can be read only one way: letters that each took a run of shared characters let the regex
     engine try every split of the run ("s" and 40 stars held it for 35 seconds)."""
     forms = _LETTER_FORMS.get(letter, "")
-    pattern = f"(?:[{re.escape(forms)}]?{letter}+|[{re.escape(forms)}])" if forms else f"{letter}+"
+    # "[forms]?letter+ or one form" is "(a form or the letter), then the letter repeated": the same strings, tried in
+    # the same order, and it starts with a character set, which lets the regex engine skip a term at once
+    pattern = f"[{re.escape(forms + letter)}]{letter}*" if forms else f"{letter}+"
     if position == "first":
         return pattern + r"\*?"
     if position == "interior":
@@ -182,7 +184,11 @@ def clean_caller_terms(terms, kind: str = "blocklist") -> list[str]:
 
 def _compile_terms(entries, build) -> tuple[dict[str, re.Pattern], dict[str, tuple[str, list[LexiconEntry]]]]:
     """One regex per possible first character (at each word start only the terms that can begin there are tried),
-    and the entries behind each named group; longer terms come first in each alternation."""
+    and the entries behind each named group; longer terms come first in each alternation.
+
+    Every term's pattern starts with the word-start assertion _START: written once in front, it leaves each
+    alternative starting with its first letter's character set, and an empty named group at its end says which
+    term matched, so the engine rejects a term that cannot start here with one test instead of entering its group."""
     by_term: dict[str, list[LexiconEntry]] = {}
     for entry in entries:
         by_term.setdefault(entry.term, []).append(entry)
@@ -191,8 +197,14 @@ def _compile_terms(entries, build) -> tuple[dict[str, re.Pattern], dict[str, tup
     for i, term in enumerate(sorted(by_term, key=lambda t: (-len(t.strip("*")), t))):
         groups[f"t{i}"] = (term, by_term[term])
         for ch in _first_chars(term):
-            alternatives_by_char.setdefault(ch, []).append(f"(?P<t{i}>{build(term)})")
-    return {ch: re.compile("|".join(alts)) for ch, alts in alternatives_by_char.items()}, groups
+            alternatives_by_char.setdefault(ch, []).append(f"{_without_start(build(term))}(?P<t{i}>)")
+    return {ch: re.compile(f"{_START}(?:{'|'.join(alts)})") for ch, alts in alternatives_by_char.items()}, groups
+
+
+def _without_start(pattern: str) -> str:
+    if not pattern.startswith(_START):
+        raise ValueError(f"a term pattern must start with {_START}: {pattern[:40]!r}")
+    return pattern[len(_START):]
 
 
 def _scan(normalized: str, by_first_char, groups, allowed: list[tuple[int, int]]) -> list[LexiconMatch]:
