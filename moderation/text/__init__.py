@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from ..lexicon import default_lexicon
-from ..taxonomy import TEXT_CATEGORIES, resolve_thresholds, severity_sorted
+from ..taxonomy import TEXT_CATEGORIES, resolve_thresholds
 from ..verdict import Span, TextVerdict
 from .features import analyze, feature_frame
 from .registry import DEFAULT, available_models, default_model_name, get_text_model
@@ -58,22 +58,25 @@ def moderate_text(text_or_texts: str | Sequence[str], *, model: str = DEFAULT, t
     proba = np.where(blank[:, None], 0.0, proba)
     name = default_model_name() if model == DEFAULT else model
 
-    verdicts = []
-    flagged_sets = []
-    for text, analysis, row in zip(texts, analyses, np.round(proba, 4).tolist()):
+    # Thresholds compared for the whole batch at once; a text's scores change only where a caller's blocklist term
+    # decides its category (TEXT_CATEGORIES is in severity order, so the flagged lists come out sorted).
+    rounded = np.round(proba, 4)
+    model_hits = (rounded >= np.array([limits[c] for c in TEXT_CATEGORIES])).tolist()
+    model_flagged = [[c for c, hit in zip(TEXT_CATEGORIES, hits) if hit] for hits in model_hits]  # the model's own
+    verdicts, flagged_sets = [], []
+    for text, analysis, row, flagged in zip(texts, analyses, rounded.tolist(), model_flagged):
         scores = dict(zip(TEXT_CATEGORIES, row))
-        for match in analysis.matches:
-            if match.decisive:
-                scores[match.category] = 1.0
-        flagged_sets.append([c for c in TEXT_CATEGORIES if scores[c] >= limits[c]])
+        decided = [m.category for m in analysis.matches if m.decisive]
+        if decided:
+            scores.update(dict.fromkeys(decided, 1.0))
+            flagged = [c for c in TEXT_CATEGORIES if scores[c] >= limits[c]]
+        flagged_sets.append(flagged)
         verdicts.append((text, scores))
 
-    model_flagged = [[c for k, c in enumerate(TEXT_CATEGORIES) if row[k] >= limits[c]]  # the model's own verdict
-                     for row in np.round(proba, 4).tolist()]
     spans_per_text = explain(text_model, texts, analyses, frame, proba, flagged_sets, occlusion=explain_spans,
                              model_flagged_sets=model_flagged)
     results = [
-        TextVerdict(text=text, flagged=bool(flagged), scores=scores, categories=severity_sorted(flagged),
+        TextVerdict(text=text, flagged=bool(flagged), scores=scores, categories=list(flagged),
                     spans=spans, thresholds=limits, model=name, truncated=len(text) > MAX_MODEL_CHARS)
         for (text, scores), flagged, spans in zip(verdicts, flagged_sets, spans_per_text)
     ]
