@@ -13,8 +13,8 @@ import socket
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Callable, TypeVar
+from urllib.parse import urlsplit
 
 from . import settings
 

@@ -9,9 +9,19 @@ import pandas as pd
 import pytest
 
 from moderation import batch
+from moderation.batch import (
+    ADDED_COLUMNS,
+    INVALID_RECORD,
+    MISSING_TEXT,
+    NOT_TEXT,
+    SCORE_COLUMNS,
+    SCORED,
+    BatchError,
+    Progress,
+    moderate_file,
+    resolve_model,
+)
 from moderation.batch import job as batch_job
-from moderation.batch import (ADDED_COLUMNS, INVALID_RECORD, MISSING_TEXT, NOT_TEXT, SCORE_COLUMNS, SCORED,
-                              BatchError, Progress, moderate_file, resolve_model)
 from moderation.cli import main
 from moderation.datasets import load_texts
 from moderation.text import moderate_text

@@ -7,9 +7,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from test_app import EXAMPLE_IMAGE, ROOT, served_app  # noqa: F401  (served_app is a fixture)
 
 from moderation import settings
-from test_app import EXAMPLE_IMAGE, ROOT, served_app  # noqa: F401  (served_app is a fixture)
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = settings.path("MODERATION_SCREENSHOTS") or Path(tempfile.mkdtemp(prefix="moderation-screenshots-"))

@@ -1,6 +1,7 @@
 """Lexicon matching: evasion-proof, word-boundary aware, extensible by callers."""
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moderation.lexicon import category_terms, default_lexicon
 from moderation.normalize import normalize

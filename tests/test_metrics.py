@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from moderation import evaluation
-from moderation.evaluation import bundled
 from moderation.datasets import load_sms_email, load_texts
+from moderation.evaluation import bundled
 from moderation.taxonomy import TEXT_CATEGORIES
 
 
@@ -138,7 +138,6 @@ def test_evaluate_labelled_csv_runs_the_model(tmp_path):
 
 def test_grid_search_record_from_the_model_card():
     from moderation.text.classical import read_model_card
-
     from moderation.text.registry import resolve_model_name
 
     name = resolve_model_name("default")

@@ -1,6 +1,7 @@
 """The normaliser sees through evasions and always maps back into the original text."""
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moderation.normalize import normalize, normalize_text
 

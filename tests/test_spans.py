@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from moderation import moderate_text
-from moderation.text import MAX_MODEL_CHARS, spans as spans_module
+from moderation.text import MAX_MODEL_CHARS, registry
+from moderation.text import spans as spans_module
 from moderation.text.features import LEXICON_COLUMNS, analyze, feature_frame, lexicon_features
-from moderation.text import registry
 from moderation.text.registry import get_text_model
 
 FILLER = "the weather is lovely today and we walked to the park. "

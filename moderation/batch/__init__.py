@@ -26,10 +26,35 @@ from typing import TextIO
 
 from ..taxonomy import TEXT_CATEGORIES, resolve_thresholds
 from ..text.registry import DEFAULT
-from .formats import (ADDED_COLUMNS, DEFAULT_CHUNK_ROWS, INVALID_RECORD, MISSING_TEXT, NOT_TEXT, SCORE_COLUMNS, SCORED,
-                      BatchError, Block, InputFile, decode_text, file_format, forget_row_group, open_input)
-from .job import (Job, LocalEngine, assemble, open_checkpoint, output_schema, part_path, part_problem, resolve_model,
-                  score_frame, tally, verified_parts)
+from .formats import (
+    ADDED_COLUMNS,
+    DEFAULT_CHUNK_ROWS,
+    INVALID_RECORD,
+    MISSING_TEXT,
+    NOT_TEXT,
+    SCORE_COLUMNS,
+    SCORED,
+    BatchError,
+    Block,
+    InputFile,
+    decode_text,
+    file_format,
+    forget_row_group,
+    open_input,
+)
+from .job import (
+    Job,
+    LocalEngine,
+    assemble,
+    open_checkpoint,
+    output_schema,
+    part_path,
+    part_problem,
+    resolve_model,
+    score_frame,
+    tally,
+    verified_parts,
+)
 from .progress import Progress
 
 __all__ = [

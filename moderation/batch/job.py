@@ -22,11 +22,21 @@ import pyarrow.parquet as pq
 from ..files import atomic_write, atomic_writer
 from ..taxonomy import TEXT_CATEGORIES
 from ..text import moderate_text
-from ..text.classical import read_model_card
 from ..text.cache import data_version, features_version
+from ..text.classical import read_model_card
 from ..text.registry import DEFAULT, available_models, default_model_name
-from .formats import (ADDED_SCHEMA, MISSING_TEXT, NOT_TEXT, SCORE_COLUMNS, SCORED, BatchError, Block, InputFile,
-                      is_missing, to_frame)
+from .formats import (
+    ADDED_SCHEMA,
+    MISSING_TEXT,
+    NOT_TEXT,
+    SCORE_COLUMNS,
+    SCORED,
+    BatchError,
+    Block,
+    InputFile,
+    is_missing,
+    to_frame,
+)
 
 CHECKPOINT = "_checkpoint.json"  # leading underscore: Parquet dataset readers skip it
 _PART_KEY = b"moderation_part"  # Parquet metadata key of a part's stamp (Job.part_stamp)

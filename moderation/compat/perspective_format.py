@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import ApiError
 from ..taxonomy import TOXIC_CATEGORIES
+from . import ApiError
 
 #: Perspective attribute -> the categories of ours it reads. Its summary score is the highest of their scores, and
 #: its span scores are our spans labelled with one of them. TOXICITY is every category the Toxic Spans evaluation

@@ -15,9 +15,20 @@ from __future__ import annotations
 from .bundled import MAX_CSV_ROWS, LabelledTexts, evaluate_bundled, evaluate_labelled_csv, read_labelled_csv
 from .fairness import FairnessReport, evaluate_fairness
 from .figures import confusion_figure, confusion_png, fairness_figure, fairness_png
-from .public import (PUBLIC, TOXIC_CATEGORIES, Predictions, Predictor, evaluate_dataset, evaluate_flagging,
-                     evaluate_predictor, evaluate_public, run_public_evaluation, span_f1, toxic_offsets,
-                     verdict_predictions)
+from .public import (
+                     PUBLIC,
+                     TOXIC_CATEGORIES,
+                     Predictions,
+                     Predictor,
+                     evaluate_dataset,
+                     evaluate_flagging,
+                     evaluate_predictor,
+                     evaluate_public,
+                     run_public_evaluation,
+                     span_f1,
+                     toxic_offsets,
+                     verdict_predictions,
+)
 from .reading import AVERAGES_READING, grid_search_summary, grid_search_table, plain_reading, training_record
 from .report import FLAGGED_VIEW, REPORT_COLUMNS, EvaluationReport, classification_table
 

@@ -46,8 +46,16 @@ from ..hub import ModelUnavailableError, resolve_model_id
 from ..settings import cache_dir
 from ..taxonomy import TEXT_CATEGORIES
 from .cache import data_version, features_version, read_cached_model, training_data
-from .classical import (SPECS, ModelSpec, TrainedModel, apply_thresholds, positive_proba, read_model_card,
-                        train_model, tune_thresholds)
+from .classical import (
+    SPECS,
+    ModelSpec,
+    TrainedModel,
+    apply_thresholds,
+    positive_proba,
+    read_model_card,
+    train_model,
+    tune_thresholds,
+)
 from .features import build_preprocessor
 
 TRANSFORMER_ENV = "MODERATION_TRANSFORMER_MODEL"
