@@ -334,7 +334,8 @@ def on_page_load(menus: int):
     and marked in the `menus` text model menus, so nobody clicks into a failure to find out."""
     notices = support.model_availability()
     choices = support.model_choices(available_models(), unavailable_models())
-    return notices["text"], notices["image"], notices["generation"], *(gr.Dropdown(choices=choices) for _ in range(menus))
+    return (notices["text"], notices["image"], notices["generation"],
+            *(gr.Dropdown(choices=choices) for _ in range(menus)))
 
 
 # --- Layout ------------------------------------------------------------------------------------------------------
@@ -502,7 +503,8 @@ def _metrics_tab():
         fairness_button = gr.Button("Run the behavioural suite")
         fairness_reading = gr.Markdown(elem_id="fairness-reading")
         fairness_figure = gr.Image(label="AUCs per identity term", format="png", interactive=False)
-        fairness_terms = gr.Dataframe(_no_rows("term", "subgroup_auc", "bpsn_auc", "bnsp_auc"), label="Per identity term")
+        fairness_terms = gr.Dataframe(_no_rows("term", "subgroup_auc", "bpsn_auc", "bnsp_auc"),
+                                      label="Per identity term")
         fairness_rates = gr.Dataframe(_no_rows("phenomenon", "cases", "pass_rate"), label="Pass rate per phenomenon")
     fairness_outputs = [fairness_reading, fairness_figure, fairness_terms, fairness_rates]
     fairness_button.click(on_evaluate_fairness, model, fairness_outputs, api_name="evaluate_fairness",
@@ -538,7 +540,8 @@ def build_demo() -> gr.Blocks:
             generation_notice = _generation_tab()
         with gr.Tab("Metrics"):
             model_menus.append(_metrics_tab())
-        demo.load(partial(on_page_load, len(model_menus)), None, [text_notice, image_notice, generation_notice, *model_menus],
+        demo.load(partial(on_page_load, len(model_menus)), None,
+                  [text_notice, image_notice, generation_notice, *model_menus],
                   api_visibility="private", queue=False)
     demo.validate_inputs = _check_input_count
     # Two CPU cores: a burst of visitors queues instead of thrashing; per-event limits above refine this.

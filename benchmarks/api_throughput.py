@@ -69,8 +69,8 @@ def run_threads(threads: int, seconds: float, batches: list[list[str]], work) ->
 def summary(label: str, latencies: list[float], seconds: float, batch: int) -> float:
     rate = len(latencies) * batch / seconds
     p95 = statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0]
-    print(f"{label:<34} {len(latencies):>6} batches  {rate:>7.0f} texts/s  p50 {statistics.median(latencies) * 1000:6.1f} "
-          f"ms  p95 {p95 * 1000:6.1f} ms", flush=True)
+    print(f"{label:<34} {len(latencies):>6} batches  {rate:>7.0f} texts/s  "
+          f"p50 {statistics.median(latencies) * 1000:6.1f} ms  p95 {p95 * 1000:6.1f} ms", flush=True)
     return rate
 
 

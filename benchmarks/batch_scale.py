@@ -114,7 +114,8 @@ def main() -> None:
         runs = [Run("moderate_text in memory", 1, peer_rows, wall, summary["rows_per_second"], total, single)]
         for engine, workers in (("local", 1), ("dask", args.workers)):
             command = [sys.executable, "-m", "moderation", "batch", str(source), "--out",
-                       str(Path(folder) / f"{engine}.parquet"), "--chunk-rows", str(args.chunk_rows), "--engine", engine]
+                       str(Path(folder) / f"{engine}.parquet"), "--chunk-rows", str(args.chunk_rows),
+                       "--engine", engine]
             summary, wall, total, single = run_measured(command + (["--workers", str(workers)] * (engine == "dask")))
             runs.append(Run(f"batch --engine {engine}", workers, summary["rows"], wall, summary["rows_per_second"],
                             total, single))

@@ -138,7 +138,8 @@ def endpoint_arguments(client, api_name: str, text: str) -> list:
     parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"][api_name]["parameters"]
     empty = {"str": "", "bool": False}
     return [text] + [
-        p["parameter_default"] if p.get("parameter_has_default") else empty.get(p["python_type"]["type"], p["example_input"])
+        p["parameter_default"] if p.get("parameter_has_default")
+        else empty.get(p["python_type"]["type"], p["example_input"])
         for p in parameters[1:]
     ]
 

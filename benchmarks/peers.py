@@ -128,7 +128,8 @@ PEERS = {
     peer.name: peer
     for peer in (
         Peer("better-profanity", "word list", _word_list_flag, _word_list_predict, "its censored words"),
-        Peer("alt-profanity-check", "linear SVM", _svm_flag, _svm_predict, "whole post when flagged: it gives no spans"),
+        Peer("alt-profanity-check", "linear SVM", _svm_flag, _svm_predict,
+             "whole post when flagged: it gives no spans"),
     )
 }
 

@@ -437,7 +437,8 @@ def unavailable_notice(what: str, unavailable: Mapping[str, str], env_vars: Mapp
         return ""
     lines = [f"**Unavailable here** ({what}); everything else in the app works."]
     for name, reason in unavailable.items():
-        hint = f" Set `{env_vars[name]}` to a `save_pretrained()` directory to use a local copy." if name in env_vars else ""
+        hint = (f" Set `{env_vars[name]}` to a `save_pretrained()` directory to use a local copy."
+                if name in env_vars else "")
         lines.append(f"- `{name}`: {reason}.{hint}")
     return "\n".join(lines)
 
@@ -463,5 +464,6 @@ def model_availability() -> dict[str, str]:
         model_id = resolve_model_id(None, env_var, default)
         reason = why_unavailable(model_id)
         name = shown_model_name(model_id)
-        notices[tab] = unavailable_notice(f"{tab} model", {name: shown(reason, model_id)}, {name: env_var}) if reason else ""
+        notices[tab] = (unavailable_notice(f"{tab} model", {name: shown(reason, model_id)}, {name: env_var})
+                        if reason else "")
     return notices

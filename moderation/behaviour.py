@@ -10,10 +10,14 @@ says whether a moderation tool should flag it; `run_suite` scores every case wit
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .identity import IDENTITY_TERMS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Phenomena over identity terms: (name, expect flagged, templates). {P} is a group's plural noun phrase ("Muslims",
 #: "disabled people"), {A} its adjective ("Muslim", "disabled").

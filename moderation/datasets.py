@@ -79,7 +79,8 @@ PUBLIC_DATASETS = {
         "davidson", "davidson", "labeled_data.csv",
         "https://raw.githubusercontent.com/t-davidson/hate-speech-and-offensive-language/master/data/labeled_data.csv",
         "fcb8bc7c68120ae4af04a5b9acd58585513ede11e1548ebf36a5c2040b6f6281", "MIT",
-        "Davidson, Warmsley, Macy, Weber. Automated Hate Speech Detection and the Problem of Offensive Language. ICWSM 2017.",
+        "Davidson, Warmsley, Macy, Weber. Automated Hate Speech Detection and the Problem of Offensive Language. "
+        "ICWSM 2017.",
     ),
     "sms_spam": PublicDataset(
         "sms_spam", "sms_spam", "SMSSpamCollection",
@@ -93,7 +94,8 @@ PUBLIC_DATASETS = {
             f"toxic_spans_{split}", "toxic_spans", f"tsd_{split}.csv",
             f"https://raw.githubusercontent.com/ipavlopoulos/toxic_spans/master/SemEval2021/data/tsd_{split}.csv",
             digest, "CC0 1.0",
-            "Pavlopoulos, Sorensen, Laugier, Androutsopoulos. SemEval-2021 Task 5: Toxic Spans Detection. SemEval 2021.",
+            "Pavlopoulos, Sorensen, Laugier, Androutsopoulos. SemEval-2021 Task 5: Toxic Spans Detection. "
+            "SemEval 2021.",
         )
         for split, digest in {
             "train": "b538ea2d64ed7c306ff8f010a25a5286bef6ce61d469042482ba64efc1ddd6cd",
@@ -151,7 +153,8 @@ def _download(spec: PublicDataset, target: Path) -> None:
             with zipfile.ZipFile(io.BytesIO(payload)) as archive:
                 payload = archive.read(spec.member)
         except (zipfile.BadZipFile, KeyError) as exc:
-            raise DatasetUnavailableError(f"{spec.name}: {spec.url} is not a zip holding {spec.member} ({exc})") from exc
+            raise DatasetUnavailableError(
+                f"{spec.name}: {spec.url} is not a zip holding {spec.member} ({exc})") from exc
     if hashlib.sha256(payload).hexdigest() != spec.sha256:
         raise _checksum_error(spec, f"the file downloaded from {spec.url}")
     atomic_write(target, payload)  # a concurrent reader sees no file or the whole file

@@ -26,7 +26,8 @@ def public_data() -> Path:
     """The public datasets' folder, or a skip saying why the test cannot run."""
     mirror = os.environ.get("MODERATION_DATA_MIRROR")
     if not mirror or not Path(mirror).is_dir():
-        pytest.skip("public evaluation datasets not found: set MODERATION_DATA_MIRROR or place them in ../shared/datasets")
+        pytest.skip("public evaluation datasets not found: "
+                    "set MODERATION_DATA_MIRROR or place them in ../shared/datasets")
     return Path(mirror)
 
 

@@ -122,7 +122,8 @@ def test_batch_uploads_keep_every_row_in_place(tmp_path):
     path = tmp_path / "tricky.csv"
     # An input column named `outcome` (none scored before), an extra field in the first data row (pandas shifted every
     # column), a cell starting with a bare CR, and Latin-1 bytes.
-    path.write_bytes(b"text,outcome\nkill yourself,x,EXTRA\nyou are a worthless idiot,\n\"\rhello\",\ncaf\xe9 au lait,\n")
+    path.write_bytes(b"text,outcome\nkill yourself,x,EXTRA\nyou are a worthless idiot,\n"
+                     b"\"\rhello\",\ncaf\xe9 au lait,\n")
     frame = support.read_text_table(path)
     assert support.input_columns(frame) == ["text", "input_outcome"]
     scored = support.moderate_table(frame, "text")
@@ -767,7 +768,8 @@ def test_the_generation_queue_is_bounded_and_unheard_jobs_are_dropped(served_app
     while generate_jobs() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _generate_jobs_waiting(served_app) == 0
-    assert generate_jobs() == [], [(e.alive, e.session_hash, time.monotonic() - e.enqueue_time) for e in generate_jobs()]
+    assert generate_jobs() == [], [(e.alive, e.session_hash, time.monotonic() - e.enqueue_time)
+                                   for e in generate_jobs()]
     # A listened-for generation still runs to the end, however long it waits in the queue.
     event, outputs = call_http_api(served_app, "generate", prompt="Once upon a time", max_new_tokens=5)
     assert event == "complete"

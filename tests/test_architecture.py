@@ -50,7 +50,8 @@ def import_graph(module_level_only: bool) -> dict[str, set[str]]:
     graph = {}
     for module, path in MODULES.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        nested = {id(node) for top in tree.body if isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        nested = {id(node) for top in tree.body
+                  if isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
                   for node in ast.walk(top)} if module_level_only else set()
         graph[module] = set().union(*(_imported(module, node) for node in ast.walk(tree)
                                       if isinstance(node, (ast.Import, ast.ImportFrom)) and id(node) not in nested))

@@ -243,7 +243,8 @@ def test_a_finished_folder_output_reruns_as_a_no_op(tmp_path, frame):
     first = moderate_file(source, target, chunk_rows=10, progress=False)
     again = moderate_file(source, target, chunk_rows=10, progress=False)
     assert again.resumed_rows == again.rows == first.rows
-    assert sorted(p.name for p in target.iterdir()) == ["_checkpoint.json", *(f"part-{i:08d}.parquet" for i in range(3))]
+    assert sorted(p.name for p in target.iterdir()) == [
+        "_checkpoint.json", *(f"part-{i:08d}.parquet" for i in range(3))]
     assert pd.read_parquet(target)["id"].tolist() == frame["id"].tolist()
 
 

@@ -5,8 +5,10 @@ import dataclasses
 
 import pytest
 
-pytest.importorskip("better_profanity", reason="peer libraries not installed: pip install -r benchmarks/requirements.txt")
-pytest.importorskip("profanity_check", reason="peer libraries not installed: pip install -r benchmarks/requirements.txt")
+pytest.importorskip("better_profanity",
+                    reason="peer libraries not installed: pip install -r benchmarks/requirements.txt")
+pytest.importorskip("profanity_check",
+                    reason="peer libraries not installed: pip install -r benchmarks/requirements.txt")
 
 from benchmarks import peers  # noqa: E402
 from benchmarks.peers import CENSOR_CHAR, PEERS, censored_offsets  # noqa: E402

@@ -22,7 +22,8 @@ def test_json_lines_from_stdin_keep_order_and_survive_bad_bytes():
 
 def test_table_output_and_model_listing(tmp_path):
     source = tmp_path / "in.txt"
-    source.write_text("WINNER! claim your free prize now, txt WIN to 80800\nthe bus leaves the station at 6\n", encoding="utf-8")
+    source.write_text("WINNER! claim your free prize now, txt WIN to 80800\nthe bus leaves the station at 6\n",
+                      encoding="utf-8")
     result = run(["text", "--file", str(source)])
     assert result.returncode == 0
     first, second = result.stdout.decode().splitlines()

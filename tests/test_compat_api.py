@@ -198,7 +198,8 @@ def test_bad_openai_requests_are_400_in_openais_shape(api_url, body, param, frag
 
 
 @pytest.mark.parametrize("body, fragment", [
-    ({"comment": {"text": "hi"}, "requestedAttributes": {"FLIRTATION": {}}}, "not supported by this server: FLIRTATION"),
+    ({"comment": {"text": "hi"}, "requestedAttributes": {"FLIRTATION": {}}},
+     "not supported by this server: FLIRTATION"),
     ({"comment": {"text": "hi"}, "requestedAttributes": {"TOXICITY": {}}, "languages": ["de"]},
      "does not support request languages: de"),
     ({"comment": {"text": "hi"}, "requestedAttributes": {}}, "at least one attribute"),

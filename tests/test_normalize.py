@@ -25,7 +25,8 @@ def test_evasions_become_plain_words(raw, expected):
     assert normalize_text(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["call me at 10pm", "the 2nd floor", "covid19 cases", "Hello!!!", "@john hi", "I am a b"])
+@pytest.mark.parametrize("raw", ["call me at 10pm", "the 2nd floor", "covid19 cases", "Hello!!!", "@john hi",
+                                 "I am a b"])
 def test_ordinary_text_keeps_its_shape(raw):
     assert normalize_text(raw) == raw.lower()
 

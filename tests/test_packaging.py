@@ -29,7 +29,8 @@ def _pins(path: Path) -> dict[str, str]:
 
 
 def test_pyproject_declares_every_pinned_requirement_with_the_pin_as_lower_bound():
-    declared = [*PYPROJECT["dependencies"], *(r for extra in PYPROJECT["optional-dependencies"].values() for r in extra)]
+    declared = [*PYPROJECT["dependencies"],
+                *(r for extra in PYPROJECT["optional-dependencies"].values() for r in extra)]
     bounds = {_name(r): r for r in declared if _name(r) != PYPROJECT["name"]}
     pins = {**_pins(ROOT / "requirements.txt"), **_pins(ROOT / "requirements-dev.txt")}
     assert {name: bounds.get(name, "").replace(">=", "==") for name in pins} == pins
@@ -46,7 +47,8 @@ def _built_wheel(tmp_path: Path) -> Path:
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(ROOT / "moderation", source / "moderation", ignore=shutil.ignore_patterns("__pycache__"))
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                           "-q", "-w", str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300)
+                           "-q", "-w", str(tmp_path / "dist"), str(source)],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return next((tmp_path / "dist").glob("*.whl"))
 

@@ -76,4 +76,5 @@ def test_the_metrics_tab_offers_the_public_sets_and_explains_an_unreadable_one(t
 def _dataset_menu(app):
     import gradio as gr
 
-    return next(block for block in app.demo.blocks.values() if isinstance(block, gr.Dropdown) and block.label == "Dataset")
+    return next(block for block in app.demo.blocks.values()
+                if isinstance(block, gr.Dropdown) and block.label == "Dataset")

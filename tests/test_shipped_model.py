@@ -24,7 +24,8 @@ def test_the_default_model_ships_fitted_for_exactly_this_code_and_data():
     name = registry.default_model_name()
     assert registry.shipped_model_path(name) is not None, (
         "the shipped model does not match this code, data or model card: rebuild it with `python -m moderation ship`")
-    assert sorted(p.name for p in registry.SHIPPED_DIR.glob("*.joblib")) == sorted(registry.read_model_card()["shipped"])
+    assert (sorted(p.name for p in registry.SHIPPED_DIR.glob("*.joblib"))
+            == sorted(registry.read_model_card()["shipped"]))
 
 
 def test_an_empty_cache_needs_no_fit_for_the_first_verdict(fresh_registry, monkeypatch):

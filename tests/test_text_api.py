@@ -28,8 +28,9 @@ def test_verdict_shape_for_a_single_text():
 
 
 @pytest.mark.parametrize("text", [
-    "have a lovely weekend, see you on monday", "Scunthorpe United won 2-0 at home", "she absolutely killed it on stage",
-    "the assassin in Assassin's Creed", "book a table at the cocktail bar in Cockermouth", "breast cancer screening saves lives",
+    "have a lovely weekend, see you on monday", "Scunthorpe United won 2-0 at home",
+    "she absolutely killed it on stage", "the assassin in Assassin's Creed",
+    "book a table at the cocktail bar in Cockermouth", "breast cancer screening saves lives",
     "as a gay Muslim woman I love this community", "Penistone and Shitterton are real villages",
 ])
 def test_clean_and_hard_negative_texts_are_allowed(text):
@@ -104,7 +105,8 @@ def test_thresholds_blocklist_and_allowlist():
     assert moderate_text(text, blocklist={"harassment": ["p1neapple"]}).categories == ["harassment"]
     assert not moderate_text("what a dick move", allowlist=["dick move"], thresholds={"profanity": 0.99}).flagged
     assert moderate_text("have a nice day", thresholds=0.0).flagged
-    assert not moderate_text("you idiot", thresholds=1.0).flagged or moderate_text("you idiot").scores["harassment"] == 1.0
+    assert (not moderate_text("you idiot", thresholds=1.0).flagged
+            or moderate_text("you idiot").scores["harassment"] == 1.0)
 
 
 @pytest.mark.parametrize("bad", [None, 42, b"bytes", ["ok", 3], {"text": "x"}])

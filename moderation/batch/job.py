@@ -157,7 +157,8 @@ def _read_checkpoint(manifest: Path) -> dict:
     try:
         recorded = json.loads(manifest.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BatchError(f"the checkpoint {manifest} is damaged ({exc}); delete {manifest.parent} to start over") from None
+        raise BatchError(f"the checkpoint {manifest} is damaged ({exc}); "
+                         f"delete {manifest.parent} to start over") from None
     if not isinstance(recorded, dict):
         raise BatchError(f"the checkpoint {manifest} is not a checkpoint of this program (it holds a "
                          f"{type(recorded).__name__}); delete {manifest.parent} to start over")
@@ -220,6 +221,7 @@ def resolve_model(model: str) -> tuple[str, str]:
     if name not in available_models():
         raise BatchError(f"unknown text model {model!r}; available: {', '.join(available_models())}")
     recorded = read_model_card().get("models", {}).get(name)
-    return name, hashlib.sha256(json.dumps([recorded, data_version(), features_version()], sort_keys=True).encode()).hexdigest()[:12]
+    versions = json.dumps([recorded, data_version(), features_version()], sort_keys=True)
+    return name, hashlib.sha256(versions.encode()).hexdigest()[:12]
 
 

@@ -95,7 +95,8 @@ def identity_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def main() -> None:
-    parts = [pd.read_csv(p, dtype={"text": str, "source": str}, keep_default_na=False) for p in sorted((DATA / "parts").glob("*.csv"))]
+    parts = [pd.read_csv(p, dtype={"text": str, "source": str}, keep_default_na=False)
+             for p in sorted((DATA / "parts").glob("*.csv"))]
     # Parts written before a category existed (illicit) carry no column for it: 0 there, as they were labelled.
     frame = pd.concat(parts, ignore_index=True).fillna({c: 0 for c in LABEL_COLUMNS})
     frame[LABEL_COLUMNS] = frame[LABEL_COLUMNS].astype(int)
@@ -118,7 +119,8 @@ def main() -> None:
     clean = ~frame[LABEL_COLUMNS].any(axis=1)
     print(f"rows {len(frame)} (exact duplicates dropped: {exact}); train {len(train)}, test {len(test)}")
     print(f"clean rows {int(clean.sum())} ({clean.mean():.1%})")
-    print(f"test rows moved to train as near-duplicates (trigram Jaccard >= {NEAR_DUPLICATE}): {len(moved)}; remaining pairs: {len(remaining)}")
+    print(f"test rows moved to train as near-duplicates (trigram Jaccard >= {NEAR_DUPLICATE}): {len(moved)}; "
+          f"remaining pairs: {len(remaining)}")
     print(frame.groupby("split")[LABEL_COLUMNS].sum().T.assign(total=lambda d: d.sum(axis=1)).to_string())
     print(frame.groupby(["source", "split"]).size().unstack().to_string())
     table = identity_table(frame)

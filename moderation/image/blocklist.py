@@ -12,7 +12,8 @@ against re-uploads, not a substitute for PhotoDNA/PDQ hash-sharing programmes.
 The list is a small JSON file: the `path` argument, else $MODERATION_IMAGE_BLOCKLIST, else `image_blocklist.json`
 in the package's cache directory (`moderation.settings.cache_dir()`: $MODERATION_CACHE_DIR, else
 ~/.cache/moderation, under $XDG_CACHE_HOME when set). Writes go to a temporary file that replaces the old one
-atomically (`moderation.files.atomic_writer`), so a crash never leaves half a file; a file that is nevertheless corrupt raises `BlocklistError`
+atomically (`moderation.files.atomic_writer`), so a crash never leaves half a file; \
+a file that is nevertheless corrupt raises `BlocklistError`
 rather than being treated as empty, because an emptied blocklist silently lets known images back in. One writer
 at a time: writers in different processes may lose each other's additions (a lock guards threads of one process).
 """

@@ -139,7 +139,8 @@ def gpt2_tokenizer(lines: list[str], vocab_size: int = 800):
     eos = "<|endoftext|>"
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(lines, vocab_size=vocab_size, min_frequency=1, special_tokens=[eos], show_progress=False)
-    return GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=eos, bos_token=eos, unk_token=eos, pad_token=eos)
+    return GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=eos, bos_token=eos, unk_token=eos,
+                             pad_token=eos)
 
 
 def build_gpt2(outdir: Path, *, tokenizer=None, fit_steps: int = 0, **config_overrides) -> Path:

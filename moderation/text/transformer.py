@@ -230,8 +230,8 @@ def _cache_path(name: str, checkpoint, settings, suffix: str) -> Path:
     """Cache file for `name` over exactly this checkpoint, data version, library versions and `settings`."""
     from .embedding import library_versions
 
-    parts = [checkpoint.fingerprint, data_version(), features_version(), library_versions(), f"sklearn{sklearn.__version__}",
-             json.dumps(settings, sort_keys=True, default=str)]
+    parts = [checkpoint.fingerprint, data_version(), features_version(), library_versions(),
+             f"sklearn{sklearn.__version__}", json.dumps(settings, sort_keys=True, default=str)]
     key = hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
     return cache_dir() / "models" / f"{name}-{key}.{suffix}"
 
@@ -255,7 +255,8 @@ def load_encoder_heads(name: str = "transformer", model: str | None = None) -> E
 
 def map_labels(id2label: dict) -> dict[str, str]:
     """The checkpoint's label names that TOXIC_BERT_LABELS knows -> our category (case-insensitive)."""
-    return {label: TOXIC_BERT_LABELS[label.lower()] for label in id2label.values() if label.lower() in TOXIC_BERT_LABELS}
+    return {label: TOXIC_BERT_LABELS[label.lower()]
+            for label in id2label.values() if label.lower() in TOXIC_BERT_LABELS}
 
 
 def calibrate(model: LabelMappedModel, X_train, y_train, X_test, y_test) -> LabelMappedModel:
