@@ -108,3 +108,24 @@ def test_cascade_through_moderate_text_on_real_models(tmp_path, monkeypatch):
     for verdict in verdicts:
         for span in verdict.spans:
             assert verdict.text[span.start:span.end].strip()
+
+
+def test_the_registry_loads_the_cascade_and_its_stages_in_one_call(monkeypatch):
+    """load_cascade asks the registry for its stages while the registry is loading it: no deadlock."""
+    import threading
+
+    from moderation.text import registry
+
+    first = Stage("first", {c: 0.5 for c in TEXT_CATEGORIES}, lambda t: row(0.5))
+    second = Stage("second", {c: 0.5 for c in TEXT_CATEGORIES}, lambda t: row(0.5))
+    monkeypatch.setitem(registry._loaded, "logreg", first)
+    monkeypatch.setitem(registry._loaded, "finetuned", second)
+    monkeypatch.delitem(registry._loaded, "cascade", raising=False)
+    monkeypatch.setattr("moderation.text.classical.read_model_card",
+                        lambda: {"models": {"cascade": {"band": 0.1, "first": "logreg"}}})
+    loaded = []
+    worker = threading.Thread(target=lambda: loaded.append(registry.get_text_model("cascade")), daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    assert loaded, "get_text_model('cascade') did not return"
+    assert loaded[0].first is first and loaded[0].second is second and loaded[0].band == 0.1

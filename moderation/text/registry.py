@@ -27,7 +27,7 @@ from .transformer import TRANSFORMER_MODELS
 
 DEFAULT = "default"
 _loaded: dict[str, object] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a model made of others (the cascade) loads them inside its own load
 
 #: Models defined elsewhere register a loader here: name -> zero-argument callable. The transformer family's
 #: loaders import torch only when one runs.
