@@ -11,8 +11,8 @@ a validation text is trained on; the test split only gives the reported scores. 
 hundred steps so a killed run resumes where it stopped.
 
 Inference: preprocess -> forward -> postprocess of `embedding.classify` (long texts in windows, the highest window
-per category). Spans: occlusion of a handful of candidate words in one batch (`FinetunedModel`). Loading reads only the versioned directory in the repo, checks its sha256 against the model card and
-never downloads anything.
+per category). Spans: occlusion of a handful of candidate words in one batch (`FinetunedModel`). Loading reads
+only the versioned directory in the repo, checks its sha256 against the model card and never downloads anything.
 
 Importing this module loads neither torch nor transformers.
 """
@@ -286,8 +286,8 @@ def train_finetuned(settings: FinetuneSettings | None = None, output_dir: Path =
     import torch
     import transformers
 
-    from .classical import tune_thresholds
     from .cache import data_version
+    from .classical import tune_thresholds
     from .transformer import bundled_minilm
 
     settings = settings or FinetuneSettings()

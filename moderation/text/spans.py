@@ -698,7 +698,8 @@ def explain(model, texts, analyses, frame, proba, flagged_sets, occlusion: bool 
             for i, model_spans in zip(indices, _linear_spans(view, batch, chosen, [flagged_sets[i] for i in indices])):
                 spans[i].extend(model_spans)
         elif hasattr(model, "model_spans"):  # models made of others (the cascade: whichever stage decided)
-            for i, model_spans in zip(indices, model.model_spans(frame, analyses, indices, [flagged_sets[i] for i in indices])):
+            own = model.model_spans(frame, analyses, indices, [flagged_sets[i] for i in indices])
+            for i, model_spans in zip(indices, own):
                 spans[i].extend(model_spans)
         else:  # a model may ask for fewer candidates (finetuned: each one is a full transformer pass)
             _occlusion_spans(model, frame, analyses, proba, flagged_sets, indices, spans,
