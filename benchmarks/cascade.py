@@ -111,6 +111,7 @@ def main(argv=None) -> int:
             "test": {name: {"sent_on": round(s, 4), "f1_macro": f, "texts_per_s_spans_on": round(v, 1)}
                      for name, (s, f, v) in rows.items()},
             "test_f1_macro": rows[f"cascade-band{chosen}"][1],
+            "thresholds": first.thresholds,  # the scale the cascade's verdicts use (the app's sliders start there)
         }
         write_model_card(card)
         print(f"model card: cascade band {chosen}")

@@ -129,3 +129,14 @@ def test_the_registry_loads_the_cascade_and_its_stages_in_one_call(monkeypatch):
     worker.join(timeout=20)
     assert loaded, "get_text_model('cascade') did not return"
     assert loaded[0].first is first and loaded[0].second is second and loaded[0].band == 0.1
+
+
+def test_the_cards_cascade_record_holds_the_thresholds_its_verdicts_use():
+    """The app's sliders start at the card's thresholds: the cascade's are its first stage's."""
+    from moderation.text.classical import read_model_card
+
+    models = read_model_card()["models"]
+    if "cascade" not in models:
+        pytest.skip("no cascade in the model card")
+    assert models["cascade"]["thresholds"] == models[models["cascade"]["first"]]["thresholds"]
+    assert 0 < models["cascade"]["band"] < 0.5
