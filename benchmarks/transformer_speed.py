@@ -165,8 +165,8 @@ def embedding_variants(count: int, rounds: int) -> int:
     from sklearn.metrics import f1_score
 
     from moderation.text import embedding
-    from moderation.text.classical import apply_thresholds
     from moderation.text.cache import training_data
+    from moderation.text.classical import apply_thresholds
     from moderation.text.transformer import bundled_minilm, load_encoder_heads, with_embeddings
 
     heads_model = load_encoder_heads("transformer")  # trains and caches the heads on first use
