@@ -46,3 +46,20 @@ def test_verdicts_are_the_ones_from_before_the_speed_work(texts, spans):
     verdicts = moderate_text(texts, explain_spans=spans)
     assert sum(v.flagged for v in verdicts) == 158  # enough flagged texts for the spans to be tested
     assert verdict_digest(verdicts) == DIGESTS[spans]
+
+
+def test_the_cycle_collector_is_left_as_the_caller_had_it():
+    import gc
+
+    assert gc.isenabled()
+    moderate_text(["you idiot", "hello"])
+    assert gc.isenabled()
+    with pytest.raises(ValueError):
+        moderate_text("hello", thresholds={"not a category": 0.5})  # fails inside the paused part
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        moderate_text("hello")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
