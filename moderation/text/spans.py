@@ -297,7 +297,8 @@ def _chunk_info(view: LinearView, chunk: str) -> _Chunk:
         elif view.token_pattern.pattern == _OUR_TOKENS:  # a run of word characters is one token
             tokens = () if chunk in view.stop_words else ((chunk, 0),)
         else:
-            tokens = tuple((m.group(), 0) for m in view.token_pattern.finditer(chunk) if m.group() not in view.stop_words)
+            tokens = tuple((m.group(), 0) for m in view.token_pattern.finditer(chunk)
+                           if m.group() not in view.stop_words)
         return _Chunk(_one_word(0, len(chunk)), _STOP if chunk in ENGLISH_STOP_WORDS else _CONTENT, 1,
                       np.asarray(cols, dtype=np.int64), 0, None, None, tokens, *_unigrams(view, tokens))
     units = [m.span() for m in _WORD.finditer(chunk)]
@@ -575,8 +576,8 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
     batch = BatchContributions(starts, ends, content, shares, doc_first)
     if not per_text:
         return batch
-    results = [Contributions(starts[f:l], ends[f:l], content[f:l], shares[f:l])
-               for f, l in zip(doc_first[:-1].tolist(), doc_first[1:].tolist())]
+    results = [Contributions(starts[first:last], ends[first:last], content[first:last], shares[first:last])
+               for first, last in zip(doc_first[:-1].tolist(), doc_first[1:].tolist())]
     return (results, outputs) if return_outputs else results
 
 
