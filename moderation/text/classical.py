@@ -102,7 +102,8 @@ SPECS: dict[str, ModelSpec] = {
         ),
         ModelSpec(
             "svm", "Linear SVM, calibrated (one-vs-rest)",
-            lambda: OneVsRestClassifier(CalibratedClassifierCV(LinearSVC(class_weight="balanced", max_iter=10000), cv=3)),
+            lambda: OneVsRestClassifier(
+                CalibratedClassifierCV(LinearSVC(class_weight="balanced", max_iter=10000), cv=3)),
             {"clf__estimator__estimator__C": [0.1, 0.3, 1.0]},
         ),
         ModelSpec(
@@ -194,7 +195,8 @@ def grid_search(spec: ModelSpec, X, y: np.ndarray) -> tuple[dict, list[dict], fl
         {"params": {k.split("__")[-1]: v for k, v in params.items()}, "mean_f1_macro": round(float(mean), 4),
          "std_f1_macro": round(float(std), 4), "mean_fit_seconds": round(float(fit_time), 2)}
         for params, mean, std, fit_time in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"],
-                                               search.cv_results_["std_test_score"], search.cv_results_["mean_fit_time"])
+                                               search.cv_results_["std_test_score"],
+                                               search.cv_results_["mean_fit_time"])
     ]
     return search.best_params_, results, float(search.best_score_)
 
