@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import settings
-from .files import atomic_write
+from .files import atomic_write, sha256_of
 from .settings import cache_dir
 from .taxonomy import TEXT_CATEGORIES
 
@@ -110,14 +110,6 @@ def mirror_dir() -> Path | None:
     return settings.path("MODERATION_DATA_MIRROR")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _spec(name: str) -> PublicDataset:
     if name not in PUBLIC_DATASETS:
         raise ValueError(f"unknown public dataset {name!r}; expected one of {', '.join(PUBLIC_DATASETS)}")
@@ -169,7 +161,7 @@ def _verify_mirror_file(spec: PublicDataset, path: Path) -> None:
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime)
     if key not in _verified_mirror_files:
-        if _sha256(path) != spec.sha256:
+        if sha256_of(path) != spec.sha256:
             raise _checksum_error(spec, f"the mirrored copy {path}")
         _verified_mirror_files.add(key)
 

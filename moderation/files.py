@@ -8,6 +8,7 @@ same target never share one, and `temporary_files` finds what a killed process l
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -44,3 +45,12 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
     """Replace `path` with `data` (text is written as UTF-8) in one step: see the module doc."""
     with atomic_writer(path) as handle:
         handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, read a MiB at a time (shipped models and downloads are checked against one)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

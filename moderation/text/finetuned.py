@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..datasets import LABEL_COLUMNS, cache_dir, load_texts
+from ..files import sha256_of
 from ..hub import ModelUnavailableError
 from ..taxonomy import TEXT_CATEGORIES
 
@@ -244,14 +245,6 @@ def fine_tune(train_texts: list[str], train_labels: np.ndarray, settings: Finetu
     seconds = time.perf_counter() - started
     model.eval()
     return tokenizer, model, seconds, step, losses, device
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def macro_f1(y_true: np.ndarray, proba: np.ndarray, thresholds: dict[str, float]) -> tuple[float, dict]:

@@ -17,7 +17,7 @@ import numpy as np
 import sklearn
 
 from ..datasets import LABEL_COLUMNS
-from ..files import atomic_write, atomic_writer
+from ..files import atomic_write, atomic_writer, sha256_of
 from ..settings import cache_dir
 from .cache import data_version, features_version, read_cached_model, training_data
 from .cascade import load_cascade
@@ -70,14 +70,6 @@ def _model_file_name(name: str) -> str:
     return f"{name}-sklearn{sklearn.__version__}-data{data_version()}-features{features_version()}-{key}.joblib"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def shipped_model_path(name: str) -> Path | None:
     """The shipped fitted model for `name` if there is one for exactly this code and data, with the card's checksum."""
     file_name = _model_file_name(name)
@@ -85,7 +77,7 @@ def shipped_model_path(name: str) -> Path | None:
     expected = read_model_card().get("shipped", {}).get(file_name)
     if not path.is_file() or expected is None:
         return None
-    if _sha256(path) != expected:
+    if sha256_of(path) != expected:
         warnings.warn(f"refitting: the shipped model {file_name} does not match its SHA-256 in the model card")
         return None
     return path
@@ -155,7 +147,7 @@ def ship_default_model(log=print) -> Path:
         if stale.name != file_name:
             stale.unlink()
     card = read_model_card()
-    card["shipped"] = {file_name: _sha256(target)}
+    card["shipped"] = {file_name: sha256_of(target)}
     write_model_card(card)
     log(f"shipped {target.relative_to(SHIPPED_DIR.parents[1])} ({target.stat().st_size / 2**20:.1f} MiB), "
         f"sha256 {card['shipped'][file_name]}")
