@@ -9,18 +9,7 @@ import pandas as pd
 import pytest
 
 from moderation import batch
-from moderation.batch import (
-    ADDED_COLUMNS,
-    INVALID_RECORD,
-    MISSING_TEXT,
-    NOT_TEXT,
-    SCORE_COLUMNS,
-    SCORED,
-    BatchError,
-    Progress,
-    moderate_file,
-    resolve_model,
-)
+from moderation.batch import BatchError, Progress, moderate_file, resolve_model
 from moderation.batch import job as batch_job
 from moderation.cli import main
 from moderation.datasets import load_texts
@@ -41,7 +30,7 @@ def frame() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def expected_scores(frame) -> list[list[float]]:
     verdicts = moderate_text(frame["text"].tolist(), explain_spans=False)
-    return [[v.scores[c.removeprefix("score_")] for c in SCORE_COLUMNS] for v in verdicts]
+    return [[v.scores[c.removeprefix("score_")] for c in batch.SCORE_COLUMNS] for v in verdicts]
 
 
 def write_input(frame: pd.DataFrame, path) -> None:
@@ -67,11 +56,11 @@ def test_every_row_comes_out_once_in_order_whatever_the_chunk_size(tmp_path, fra
     write_input(frame, source)
     summary = moderate_file(source, tmp_path / "out.parquet", chunk_rows=chunk_rows, progress=False)
     out = pd.read_parquet(tmp_path / "out.parquet")
-    assert list(out.columns) == ["id", "text", *ADDED_COLUMNS]
+    assert list(out.columns) == ["id", "text", *batch.ADDED_COLUMNS]
     assert out["id"].tolist() == frame["id"].tolist()
     assert out["text"].tolist() == frame["text"].tolist()  # quoted newlines and quotes survive block edges
-    assert out[list(SCORE_COLUMNS)].to_numpy().tolist() == expected_scores
-    assert summary.rows == len(frame) and summary.outcomes == {SCORED: len(frame)}
+    assert out[list(batch.SCORE_COLUMNS)].to_numpy().tolist() == expected_scores
+    assert summary.rows == len(frame) and summary.outcomes == {batch.SCORED: len(frame)}
     assert not (tmp_path / "out.parquet.parts").exists()
 
 
@@ -82,7 +71,7 @@ def test_each_format_in_and_out_gives_the_same_rows(tmp_path, frame, expected_sc
     summary = moderate_file(source, target, chunk_rows=5, progress=False)
     out = read_output(target)
     assert out["text"].tolist() == frame["text"].tolist()
-    assert out[list(SCORE_COLUMNS)].to_numpy().tolist() == expected_scores
+    assert out[list(batch.SCORE_COLUMNS)].to_numpy().tolist() == expected_scores
     flagged = [v.flagged for v in moderate_text(frame["text"].tolist(), explain_spans=False)]
     assert out["flagged"].tolist() == flagged and summary.flagged == sum(flagged)
 
@@ -106,10 +95,11 @@ def test_bad_csv_rows_get_an_outcome_and_are_never_dropped(tmp_path):
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert out["id"].tolist() == ["1", "2", "3", "4", "5", "6", "7"]  # the BOM is not part of the first name
     assert out["text"].tolist()[3:5] == ["un café crème", "naïve résumé"]
-    assert out["outcome"].tolist() == [SCORED, MISSING_TEXT, MISSING_TEXT, SCORED, SCORED, INVALID_RECORD, MISSING_TEXT]
+    assert out["outcome"].tolist() == [batch.SCORED, batch.MISSING_TEXT, batch.MISSING_TEXT, batch.SCORED, batch.SCORED,
+                                       batch.INVALID_RECORD, batch.MISSING_TEXT]
     assert out["flagged"].isna().tolist() == [False, True, True, False, False, True, True]
     assert out["score_hate"].isna().sum() == 4
-    assert summary.outcomes == {SCORED: 3, MISSING_TEXT: 3, INVALID_RECORD: 1}
+    assert summary.outcomes == {batch.SCORED: 3, batch.MISSING_TEXT: 3, batch.INVALID_RECORD: 1}
 
 
 def test_bad_json_lines_get_an_outcome_and_keep_their_values(tmp_path):
@@ -128,8 +118,8 @@ def test_bad_json_lines_get_an_outcome_and_keep_their_values(tmp_path):
     source.write_text(payload, encoding="utf-8")
     moderate_file(source, tmp_path / "out.jsonl", chunk_rows=3, progress=False)
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [row["outcome"] for row in out] == [SCORED, MISSING_TEXT, MISSING_TEXT, NOT_TEXT, NOT_TEXT,
-                                              INVALID_RECORD, INVALID_RECORD, SCORED]
+    assert [row["outcome"] for row in out] == [batch.SCORED, batch.MISSING_TEXT, batch.MISSING_TEXT, batch.NOT_TEXT,
+                                              batch.NOT_TEXT, batch.INVALID_RECORD, batch.INVALID_RECORD, batch.SCORED]
     assert [row["id"] for row in out] == ["1", "2", "3", "4", "5", None, None, "six"]  # mixed types: JSON text
     assert out[3]["text"] == "42" and out[4]["meta"] == '{"source": "forum"}'
     assert out[-1]["score"] == 1.5 and out[-1]["flagged"] is True and "harassment" in out[-1]["categories"]
@@ -139,7 +129,7 @@ def test_a_non_string_parquet_text_column_is_not_text_per_row(tmp_path):
     source = tmp_path / "in.parquet"
     pd.DataFrame({"text": [1, None, 3]}, dtype="Int64").to_parquet(source)
     summary = moderate_file(source, tmp_path / "out.csv", progress=False)
-    assert summary.outcomes == {NOT_TEXT: 2, MISSING_TEXT: 1}
+    assert summary.outcomes == {batch.NOT_TEXT: 2, batch.MISSING_TEXT: 1}
 
 
 def test_a_missing_text_column_names_the_available_columns(tmp_path, capsys):

@@ -25,18 +25,8 @@ from ..text import moderate_text
 from ..text.cache import data_version, features_version
 from ..text.classical import read_model_card
 from ..text.registry import DEFAULT, available_models, default_model_name
-from .formats import (
-    ADDED_SCHEMA,
-    MISSING_TEXT,
-    NOT_TEXT,
-    SCORE_COLUMNS,
-    SCORED,
-    BatchError,
-    Block,
-    InputFile,
-    is_missing,
-    to_frame,
-)
+from . import formats
+from .formats import ADDED_SCHEMA, BatchError, Block, InputFile, is_missing, to_frame
 
 CHECKPOINT = "_checkpoint.json"  # leading underscore: Parquet dataset readers skip it
 _PART_KEY = b"moderation_part"  # Parquet metadata key of a part's stamp (Job.part_stamp)
@@ -44,8 +34,8 @@ _PART_KEY = b"moderation_part"  # Parquet metadata key of a part's stamp (Job.pa
 
 def _outcome(value) -> str:
     if isinstance(value, str):
-        return SCORED if value.strip() else MISSING_TEXT
-    return MISSING_TEXT if is_missing(value) else NOT_TEXT
+        return formats.SCORED if value.strip() else formats.MISSING_TEXT
+    return formats.MISSING_TEXT if is_missing(value) else formats.NOT_TEXT
 
 
 def score_frame(frame: pd.DataFrame, text_column: str, *, model: str = DEFAULT, thresholds=None) -> pd.DataFrame:
@@ -57,13 +47,13 @@ def score_frame(frame: pd.DataFrame, text_column: str, *, model: str = DEFAULT, 
     preset = frame["outcome"].tolist() if "outcome" in frame.columns else [None] * size
     outcomes = [_outcome(value) if is_missing(given) else given
                 for value, given in zip(frame[text_column].tolist(), preset)]
-    rows = [i for i, outcome in enumerate(outcomes) if outcome == SCORED]
+    rows = [i for i, outcome in enumerate(outcomes) if outcome == formats.SCORED]
     texts = frame[text_column].take(rows).tolist()
     verdicts = moderate_text(texts, model=model, thresholds=thresholds, explain_spans=False) if rows else []
     added = {name: [None] * size for name in ADDED_SCHEMA.names}
     added["outcome"] = outcomes
     for i, verdict in zip(rows, verdicts):
-        for category, name in zip(TEXT_CATEGORIES, SCORE_COLUMNS):
+        for category, name in zip(TEXT_CATEGORIES, formats.SCORE_COLUMNS):
             added[name][i] = verdict.scores[category]
         added["flagged"][i] = verdict.flagged
         added["categories"][i] = ",".join(verdict.categories)
