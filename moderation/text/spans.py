@@ -54,15 +54,22 @@ MIN_DROP = 0.08
 #: ...and by at least this share of the largest drop any word in the text causes.
 RELATIVE_DROP = 0.5
 
-#: Linear models: a word explains a flagged category when its exact share of the category's logit is at least
-#: RELATIVE_CONTRIBUTION of the largest share any content word of the text has...
-RELATIVE_CONTRIBUTION = 0.5
-#: ...and at least MIN_CONTRIBUTION (log-odds). Both carry the occlusion rule over rather than being fitted: 0.5 is
-#: RELATIVE_DROP, and 0.32 = logit(0.5 + MIN_DROP) is the share that, at the decision boundary (p = 0.5), moves the
-#: probability by MIN_DROP. They were not tuned on any span data (we have no span labels of our own, and SemEval
-#: Toxic Spans is used for evaluation only: `python -m benchmarks.text_quality` reports the figure). For the
-#: least-squares baseline, whose outputs are probabilities already, the floor is MIN_DROP itself.
-MIN_CONTRIBUTION = 0.32
+
+@dataclass(frozen=True)
+class LinearSpanRule:
+    """Linear models: a word explains a flagged category when its exact share of the category's logit is at least
+    `relative` times the largest share any content word of the text has, and at least `floor` (log-odds; for the
+    least-squares baseline, whose outputs are probabilities already, the floor is MIN_DROP)."""
+
+    relative: float
+    floor: float
+
+
+#: The rule the linear models use. The first one carried the occlusion rule over (relative 0.5 = RELATIVE_DROP,
+#: floor 0.32 = logit(0.5 + MIN_DROP), the share that moves p = 0.5 by MIN_DROP); this one is chosen on our own
+#: span-annotated texts (moderation/data/spans.csv) by `python -m benchmarks.span_rule`, never on SemEval Toxic
+#: Spans, which `python -m benchmarks.text_quality` only evaluates.
+LINEAR_RULE = LinearSpanRule(relative=0.5, floor=0.32)
 
 _WORD = re.compile(r"(?<![\w*@$!'])[\w*@$!']*[^\W_][\w*@$!']*")  # from a run's start only: linear, not quadratic
 _CHUNK = re.compile(r"\S+")  # what str.split() returns (same whitespace), with offsets
@@ -582,14 +589,15 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
 
 
 def _linear_spans(view, batch: BatchContributions, analyses, flagged_sets) -> list[list[Span]]:
-    """Per text, the content words whose share of a flagged category's logit is at least RELATIVE_CONTRIBUTION of
-    the text's largest and at least the floor; score: the word's part of the positive shares of content words."""
+    """Per text, the content words that LINEAR_RULE keeps for each flagged category; score: the word's part of the
+    positive shares of content words."""
     n_docs = len(flagged_sets)
     out = [[] for _ in range(n_docs)]
     counts = np.diff(batch.doc_first)
     if not counts.sum():
         return out
-    floor = MIN_CONTRIBUTION if view.scale == "logit" else MIN_DROP
+    rule = LINEAR_RULE  # read at call time: benchmarks.span_rule compares rules through the public API
+    floor = rule.floor if view.scale == "logit" else MIN_DROP
     flagged = np.zeros((n_docs, len(TEXT_CATEGORIES)), dtype=bool)
     for d, categories in enumerate(flagged_sets):
         for category in categories:
@@ -601,7 +609,7 @@ def _linear_spans(view, batch: BatchContributions, analyses, flagged_sets) -> li
     evidence = np.zeros(flagged.shape)
     best[nonempty] = np.maximum.reduceat(masked, firsts, axis=0)
     evidence[nonempty] = np.add.reduceat(np.where(masked > 0, masked, 0.0), firsts, axis=0)
-    bar = np.maximum(floor, RELATIVE_CONTRIBUTION * best)
+    bar = np.maximum(floor, rule.relative * best)
     keep = flagged & (best >= bar)
     unit_docs = np.repeat(np.arange(n_docs), counts)
     units, ks = np.nonzero(keep[unit_docs] & (masked >= bar[unit_docs]))
