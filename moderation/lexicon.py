@@ -2,7 +2,8 @@
 
 Matching is word-boundary aware: a whole-word term ("cunt*", "ass") never fires inside "Scunthorpe",
 "assassin" or "class", and stems that may hide in longer words ("*shit*") skip the allowlisted names that
-contain them ("Shitterton"). Each letter of a term also accepts its leetspeak forms and, inside a word,
+contain them ("Shitterton"). Each letter of a term also accepts its leetspeak and look-alike forms (derived from
+`normalize.LOOKALIKES`, the one table the normaliser's de-leeting comes from too) and, inside a word,
 a masking "*" ("f*ck", "b***h"), and any number of repeats ("fuuuck"), so the normaliser and the matcher
 together cover the common evasions.
 
@@ -20,25 +21,24 @@ from functools import lru_cache
 from importlib import resources
 from typing import Iterable, Mapping
 
-from .normalize import normalize_text
+from .normalize import LETTER_FORMS, LOOKALIKES, normalize_text
 from .taxonomy import TEXT_CATEGORIES
 
 ALLOW = "allow"
-# Which characters may stand for a letter (beyond the letter itself): leetspeak and common misspellings.
-_LETTER_FORMS = {
-    "a": "@4", "b": "8", "e": "3", "g": "9", "i": "1!|", "l": "1|", "o": "0", "s": "5$z", "t": "7+", "u": "v",
-}
+# Which characters may stand for a letter (beyond the letter itself) come from the normaliser's one table; the
+# symbols among them, and the masking "*", can start a word or a term and never separate the words of a term.
+_SYMBOLS = "".join(ch for ch in LOOKALIKES if not ch.isalnum()) + "*"
 _WORD_GAP = r"[^a-z0-9]{0,3}"
 _START = r"(?<![a-z0-9])"
-_WORD_START = re.compile(r"(?<![a-z0-9@$!|*+])[^\W_]|(?<![a-z0-9])[@$!|*+]")
-_ANY_FIRST = "abcdefghijklmnopqrstuvwxyz0123456789@$!|*+"
+_WORD_START = re.compile(rf"(?<![a-z0-9{re.escape(_SYMBOLS)}])[^\W_]|(?<![a-z0-9])[{re.escape(_SYMBOLS)}]")
+_ANY_FIRST = "abcdefghijklmnopqrstuvwxyz0123456789" + _SYMBOLS
 _END = r"(?![a-z0-9])"
 #: Caps on a caller's blocklist or allowlist (one request's terms): enough for a community's local words, small
 #: enough that compiling and matching them stays a few milliseconds.
 MAX_CALLER_TERMS = 200
 MAX_CALLER_TERM_CHARS = 64
 #: Between the words of a caller term: up to three separators, never a character that can stand for a letter.
-_CALLER_GAP = r"[^a-z0-9@$!|*+']{0,3}+"
+_CALLER_GAP = rf"[^a-z0-9{re.escape(_SYMBOLS)}']{{0,3}}+"
 LEXICON, BLOCKLIST = "lexicon", "blocklist"
 
 
@@ -75,7 +75,7 @@ def _letter_pattern(letter: str, position: str) -> str:
     may precede the last one ("f*ck", "b***h", "f*u*c*k", "sh***t"). Look-alikes and masking stars count once each
     so that a run of them can be read only one way: letters that each took a run of shared characters let the regex
     engine try every split of the run ("s" and 40 stars held it for 35 seconds)."""
-    forms = _LETTER_FORMS.get(letter, "")
+    forms = LETTER_FORMS.get(letter, "")
     # "[forms]?letter+ or one form" is "(a form or the letter), then the letter repeated": the same strings, tried in
     # the same order, and it starts with a character set, which lets the regex engine skip a term at once
     pattern = f"[{re.escape(forms + letter)}]{letter}*" if forms else f"{letter}+"
@@ -93,7 +93,7 @@ def _first_chars(term: str) -> str:
     if term.startswith("*"):
         return _ANY_FIRST
     first = term[0]
-    return first + _LETTER_FORMS.get(first, "")
+    return first + LETTER_FORMS.get(first, "")
 
 
 def term_pattern(term: str) -> str:
@@ -144,7 +144,7 @@ def caller_term_pattern(term: str) -> str:
                 runs.append([ch, 1])
         pieces = []
         for i, (ch, count) in enumerate(runs):
-            letters = re.escape(ch + _LETTER_FORMS.get(ch, ""))
+            letters = re.escape(ch + LETTER_FORMS.get(ch, ""))
             run = f"[{letters}]{{{count},}}+" if count > 1 else f"[{letters}]++"
             if 0 < i < len(runs) - 1 and count == 1:
                 run = rf"(?>{run}|\*)"

@@ -11,8 +11,9 @@ Steps, in order (each is idempotent, so normalising twice changes nothing):
    consist of look-alikes alone (so real Russian or Greek words are left alone).
 3. Case folding.
 4. Separated single characters joined: "f.u.c.k", "k i l l" -> "fuck", "kill" (three or more in a row).
-5. Leetspeak inside words (0->o, 1->i, 3->e, 4/@->a, 5/$->s, 7->t, !->i, |->l), but not in tokens that look
-   like numbers with a unit ("10pm", "2nd") or names with a number ("covid19").
+5. Leetspeak inside words (`LEET`: 0->o, 1->i, 3->e, 4/@->a, 5/$->s, 7->t, !->i, |->l, €->e), but not in tokens
+   that look like numbers with a unit ("10pm", "2nd") or names with a number ("covid19"). `LEET` and the lexicon's
+   per-letter forms both derive from the one table `LOOKALIKES`.
 6. Letters repeated three or more times collapsed to one: "fuuuuck" -> "fuck", "sooo" -> "so".
 """
 from __future__ import annotations
@@ -38,7 +39,24 @@ HOMOGLYPHS = {
     "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
 }
 
-LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "@": "a", "5": "s", "$": "s", "7": "t", "!": "i", "|": "l", "€": "e"}
+#: The one table of leetspeak and look-alike characters: each character -> the letters it is written for, the
+#: normaliser's reading first. Both uses derive from it, so they cannot drift apart:
+#: - `LEET`, what the normaliser rewrites inside words: every character except those in `READ_AS_THEMSELVES`, as its
+#:   first letter;
+#: - `LETTER_FORMS`, the lexicon's per-letter character classes: every character, for each letter it is written for
+#:   (a class can complete only a listed term, so a character with an innocent reading of its own is harmless there).
+LOOKALIKES = {
+    "0": "o", "1": "il", "3": "e", "4": "a", "@": "a", "5": "s", "$": "s", "7": "t", "!": "i", "|": "li", "€": "e",
+    "8": "b", "9": "g", "+": "t", "z": "s", "v": "u",
+}
+#: Look-alikes that ordinary text writes for themselves, so rewriting them in every word would raise Scunthorpe alarms
+#: and blur the model's features: letters ("size", "zoo", "lives"), "8" that reads "ate" ("gr8", "l8r", "h8ers"), "9"
+#: in names and times ("k9s", "9am") and "+" in "c++", "a+b" and as the separator in "k+i+l+l".
+READ_AS_THEMSELVES = frozenset("89+zv")
+LEET = {ch: letters[0] for ch, letters in LOOKALIKES.items() if ch not in READ_AS_THEMSELVES}
+#: letter -> the characters that may stand for it in a lexicon term (beyond the letter itself).
+LETTER_FORMS = {letter: "".join(ch for ch, letters in LOOKALIKES.items() if letter in letters)
+                for letter in sorted(set("".join(LOOKALIKES.values())))}
 # Symbols that are only leet between two word characters ("sh!t", "b@stard"); at a word's edge they are punctuation.
 _EDGE_SENSITIVE = frozenset("!|@")
 # A single letter or digit, then two or more times: the same separator and another single character.
