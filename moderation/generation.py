@@ -111,11 +111,11 @@ def _is_number(value) -> bool:
 
 
 def blocked_terms(caller_terms=()) -> tuple[str, ...]:
-    """The words decoding must not write: lexicon terms of SUPPRESSED_CATEGORIES plus the caller's, lower-cased."""
+    """The words decoding must not write: lexicon terms of SUPPRESSED_CATEGORIES, lower-cased, plus the caller's
+    normalised the way the lexicon reads them (`clean_caller_terms`), so "sh1t" or "ＳＨＩＴ" blocks "shit"."""
     lexicon = category_terms()
-    terms = [term for category in SUPPRESSED_CATEGORIES for term in lexicon.get(category, ())]
-    cleaned = (" ".join(term.lower().split()) for term in [*terms, *caller_terms])
-    return tuple(dict.fromkeys(term for term in cleaned if term))
+    terms = (" ".join(term.lower().split()) for category in SUPPRESSED_CATEGORIES for term in lexicon.get(category, ()))
+    return tuple(dict.fromkeys(term for term in [*terms, *clean_caller_terms(caller_terms)] if term))
 
 
 # --- The model, loaded once per process ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from moderation.generation import (
     REDACTION_CHAR,
     BlockedWordsProcessor,
     GenerationResult,
+    blocked_terms,
     generate_moderated,
     load_generator,
     stream_moderated,
@@ -126,6 +127,21 @@ def test_processor_covers_every_spelling_and_tokenisation(gpt2):
     ids = tokenizer("you idiot", add_special_tokens=False)["input_ids"]
     guarded = processor(torch.tensor([ids[:-1]]), torch.zeros(1, len(tokenizer)))  # the LogitsProcessor interface
     assert guarded[0, ids[-1]] == float("-inf") and torch.isfinite(guarded).sum() > len(tokenizer) // 2
+
+
+@pytest.mark.parametrize("caller_term", ["pineapple", "p1n3@pple", "ＰＩＮＥＡＰＰＬＥ", "P I N E A P P L E"])
+def test_caller_terms_block_the_word_the_lexicon_reads_them_as(gpt2, caller_term):
+    """A caller's term is normalised as the lexicon normalises it, so every spelling blocks the plain word."""
+    assert [term for term in blocked_terms([caller_term]) if term not in blocked_terms()] == ["pineapple"]
+    loaded = load_generator(gpt2)
+    tokenizer = loaded.tokenizer
+    processor = BlockedWordsProcessor(blocked_terms([caller_term]), loaded.vocabulary, tokenizer)
+    ids = tokenizer("I like pineapple", add_special_tokens=False)["input_ids"]
+    assert any(int(ids[i]) in processor.banned_ids(ids[:i]).tolist() for i in range(1, len(ids)))
+
+
+def test_caller_spellings_of_a_lexicon_word_add_no_new_term():
+    assert blocked_terms(["sh1t", "ＳＨＩＴ", "$h!t"]) == blocked_terms() and "shit" in blocked_terms()
 
 
 def test_stream_yields_several_growing_checked_parts(gpt2):

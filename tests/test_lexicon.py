@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moderation.lexicon import category_terms, default_lexicon
-from moderation.normalize import normalize
+from moderation.lexicon import Lexicon, LexiconEntry, category_terms, default_lexicon
+from moderation.normalize import LOOKALIKES, normalize
 from moderation.taxonomy import TEXT_CATEGORIES
 
 
@@ -37,6 +37,42 @@ def test_obfuscated_forms_are_found(text, word, category):
 ])
 def test_scunthorpe_family_never_matches(text):
     assert matched(text) == []
+
+
+@pytest.mark.parametrize("text, word, category", [
+    ("you 8itch", "8itch", "profanity"),        # 8 for b
+    ("ni99er", "ni99er", "hate"),               # 9 for g
+    ("what a bi+ch", "bi+ch", "profanity"),     # + for t
+    ("you cvnt", "cvnt", "profanity"),          # v for u
+    ("ztupid azzhole", "ztupid", "harassment"),  # z for s
+    ("n1gg3r", "n1gg3r", "hate"),
+    ("wh0r€", "wh0r€", "profanity"),            # € for e
+])
+def test_lookalike_letters_are_matched_in_listed_terms(text, word, category):
+    assert (word, category) in matched(text)
+
+
+@pytest.mark.parametrize("text", [
+    "a trip to the zoo", "one size fits all", "nine lives", "a v8 engine", "c++ and a+b", "meet at 9am",
+    "pizza and jazz", "a buzzword", "fizz", "gr8 h8ers", "vivid views",
+])
+def test_lookalike_letters_raise_no_scunthorpe_alarm(text):
+    assert matched(text) == []
+
+
+@pytest.mark.parametrize("char", sorted(LOOKALIKES))
+def test_the_lexicon_accepts_each_lookalike_for_every_letter_the_table_gives(char):
+    """The lexicon's letter classes come from the normaliser's table: each character stands for each of its letters,
+    in bundled terms and in a caller's blocklist, and whatever the normaliser reads it as still matches."""
+    for letter in LOOKALIKES[char]:
+        term = f"q{letter}q"
+        bundled = Lexicon([LexiconEntry("profanity", 0.9, term)])
+        caller = Lexicon([]).with_user_terms(blocklist=[term])
+        assert [m.term for m in bundled.find(f"q{char}q")] == [term]
+        assert [m.term for m in caller.find(f"q{char}q")] == [term]
+    read_as = f"q{LOOKALIKES[char][0]}q"
+    normalised = normalize(f"q{char}q").text
+    assert [m.term for m in Lexicon([LexiconEntry("profanity", 0.9, read_as)]).find(normalised)] == [read_as]
 
 
 def test_caller_blocklist_goes_through_the_same_normaliser():

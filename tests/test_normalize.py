@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from moderation.normalize import normalize, normalize_text
+from moderation.normalize import LEET, LOOKALIKES, READ_AS_THEMSELVES, normalize, normalize_text
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -29,6 +29,29 @@ def test_evasions_become_plain_words(raw, expected):
                                  "I am a b"])
 def test_ordinary_text_keeps_its_shape(raw):
     assert normalize_text(raw) == raw.lower()
+
+
+@pytest.mark.parametrize("raw", ["a trip to the zoo", "one size fits all", "nine lives", "a v8 engine", "c++ and a+b",
+                                 "meet at 9am", "gr8 h8ers l8r", "k9s and k+i+l+l"])
+def test_lookalikes_that_read_as_themselves_are_left_alone(raw):
+    """z, v, 8, 9 and + stand for letters only in the lexicon's terms: rewriting them everywhere would turn "size"
+    into "sise" and "lives" into "liues" (the separator "+" still joins spaced letters)."""
+    assert normalize_text(raw) == raw.lower().replace("k+i+l+l", "kill")
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("n1gg3r", "nigger"), ("wh0r€", "whore"), ("€vil", "evil"), ("c|ass", "class"),
+])
+def test_digit_and_symbol_lookalikes_are_rewritten(raw, expected):
+    assert normalize_text(raw) == expected
+
+
+@pytest.mark.parametrize("char", sorted(LOOKALIKES))
+def test_the_normaliser_reads_each_lookalike_as_the_table_says(char):
+    """LEET is the table less READ_AS_THEMSELVES, each character read as its first letter: nothing hand-written."""
+    expected = char if char in READ_AS_THEMSELVES else LOOKALIKES[char][0]
+    assert normalize_text(f"q{char}q") == f"q{expected}q"
+    assert LEET.get(char, char) == expected
 
 
 def test_real_cyrillic_words_are_not_folded():
