@@ -58,7 +58,7 @@ def cmd_train(args) -> int:
     if "finetuned" in names:  # a transformer fine-tune, not a grid search: its own trainer and settings
         from .text.finetuned import FinetuneSettings, train_and_record
 
-        chosen = {"epochs": args.epochs, "threads": args.threads}
+        chosen = {"epochs": args.epochs, "threads": args.threads, "learning_rate": args.learning_rate}
         record = train_and_record(FinetuneSettings(**{k: v for k, v in chosen.items() if v is not None}))
         print(f"finetuned: test macro-F1 {record['test_f1_macro_first_window']}, {record['train_minutes']} min")
         names.remove("finetuned")
@@ -177,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", action="append", help="a model to train, e.g. finetuned (repeatable)")
     train.add_argument("--epochs", type=float, help="fine-tuning epochs (finetuned only)")
     train.add_argument("--threads", type=int, help="torch threads for fine-tuning (finetuned only; default 2)")
+    train.add_argument("--learning-rate", type=float, help="fine-tuning peak learning rate (finetuned only)")
     train.set_defaults(func=cmd_train)
 
     ship = sub.add_parser("ship", help="write the fitted default model into the package (moderation/models/"
