@@ -12,6 +12,7 @@ import ast
 import hashlib
 import html
 import io
+import re
 import sys
 import urllib.request
 import zipfile
@@ -53,6 +54,32 @@ def load_sms_email(split: str | None = None) -> pd.DataFrame:
     """The SMS and e-mail rows of the bundled texts: the spam-vs-ham view of our own data."""
     frame = load_texts(split)
     return frame[frame["source"].isin(["sms", "email"])].reset_index(drop=True)
+
+
+def load_span_texts() -> pd.DataFrame:
+    """Our span-annotated texts (`data/spans.csv`): text, source, labels and the (start, end) character spans an
+    annotator marked as the toxic words, so the span rule's constants are chosen on our data, never on public sets."""
+    with _bundled_path("spans.csv").open("r", encoding="utf-8") as handle:
+        frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
+    frame["labels"] = frame["labels"].str.split()
+    frame["spans"] = [_marked_spans(row, number) for number, row in enumerate(frame.itertuples(), start=2)]
+    return frame[["text", "source", "labels", "spans"]]
+
+
+def _marked_spans(row, line: int) -> list[tuple[int, int]]:
+    """Every occurrence of each " | "-separated toxic substring, whole-word where it starts or ends with a letter."""
+    unknown = sorted(set(row.labels) - set(TEXT_CATEGORIES))
+    if unknown:
+        raise ValueError(f"spans.csv line {line}: unknown labels {unknown}")
+    spans = []
+    for phrase in filter(None, (part.strip() for part in row.toxic.split(" | "))):
+        pattern = ((r"(?<!\w)" if phrase[0].isalpha() else "") + re.escape(phrase)
+                   + (r"(?!\w)" if phrase[-1].isalpha() else ""))
+        found = [match.span() for match in re.finditer(pattern, row.text)]
+        if not found:
+            raise ValueError(f"spans.csv line {line}: toxic substring {phrase!r} is not in its text {row.text!r}")
+        spans.extend(found)
+    return sorted(set(spans))
 
 
 #: Bundled datasets by name, for the Metrics tab and the evaluate command.
