@@ -137,10 +137,10 @@ def highlight_segments(text: str, spans: Iterable,
 
 def tuned_thresholds(model: str = "default") -> dict[str, float]:
     """The per-category thresholds recorded for `model` in the model card (read without loading the model)."""
-    from .text.classical import read_model_card
+    from .text.model_card import model_record
     from .text.registry import resolve_model_name
 
-    recorded = read_model_card().get("models", {}).get(resolve_model_name(model), {}).get("thresholds", {})
+    recorded = model_record(resolve_model_name(model)).get("thresholds", {})
     return resolve_thresholds(None, recorded, TEXT_CATEGORIES)
 
 
@@ -413,14 +413,13 @@ WEAK_MODEL_MARGIN = 0.1
 def model_status(model: str, truncated: bool = False) -> str:
     """The line under a text verdict: which model judged, and a warning when it is clearly weaker than the default
     (the decision tree of the source material scores 0.42 test macro-F1 against 0.82, and said nothing about it)."""
-    from .text.classical import read_model_card
+    from .text.model_card import default_model_name, model_record
 
-    card = read_model_card()
-    models, default = card.get("models", {}), card.get("default")
+    record, default = model_record(model), default_model_name()
     status = f"Model `{model}`" + (" (long text: the model read its beginning)" if truncated else "")
-    score, best = models.get(model, {}).get("test_f1_macro"), models.get(default, {}).get("test_f1_macro")
+    score, best = record.get("test_f1_macro"), model_record(default).get("test_f1_macro")
     if score is not None and best is not None and best - score > WEAK_MODEL_MARGIN:
-        kind = "a teaching baseline, weak on purpose" if models[model].get("teaching_baseline") else "a teaching model"
+        kind = "a teaching baseline, weak on purpose" if record.get("teaching_baseline") else "a teaching model"
         status += (f". **Weaker than the default**: {kind} (test macro-F1 {score:.2f}, against {best:.2f} for "
                    f"`{default}`); choose `default` for real verdicts.")
     return status

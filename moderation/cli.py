@@ -32,9 +32,24 @@ def _format_row(verdict) -> str:
     return f"{status:<32} {top}={verdict.scores[top]:.2f}  {preview}"
 
 
+def _refuse_unknown_models(names) -> bool:
+    """True, with the error printed, when a name is no text model: said before any minutes of scoring."""
+    from .text.registry import resolve_model_name
+
+    try:
+        for name in names:
+            resolve_model_name(name)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return True
+    return False
+
+
 def cmd_text(args) -> int:
     from . import moderate_text
 
+    if _refuse_unknown_models([args.model]):
+        return 2
     batch: list[str] = []
 
     def flush():
@@ -96,6 +111,8 @@ def cmd_evaluate(args) -> int:
     from .datasets import DatasetUnavailableError
     from .evaluation import PUBLIC, evaluate_bundled, evaluate_public, run_public_evaluation
 
+    if _refuse_unknown_models(args.models):
+        return 2
     if args.dataset:
         try:
             for name in args.models:

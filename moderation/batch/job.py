@@ -23,8 +23,8 @@ from ..files import atomic_write, atomic_writer
 from ..taxonomy import TEXT_CATEGORIES
 from ..text import moderate_text
 from ..text.cache import data_version, features_version
-from ..text.classical import read_model_card
-from ..text.registry import DEFAULT, available_models, default_model_name
+from ..text.model_card import DEFAULT, model_record
+from ..text.registry import resolve_model_name
 from . import formats
 from .formats import ADDED_SCHEMA, BatchError, Block, InputFile, is_missing, to_frame
 
@@ -207,10 +207,11 @@ def tally(parts_dir: Path, blocks: list[Block]) -> tuple[dict[str, int], int]:
 def resolve_model(model: str) -> tuple[str, str]:
     """The model's name and a version that changes when it is retrained or its data changes, so that a resumed run
     never mixes the scores of two versions of a model."""
-    name = default_model_name() if model in (DEFAULT, None) else model
-    if name not in available_models():
-        raise BatchError(f"unknown text model {model!r}; available: {', '.join(available_models())}")
-    recorded = read_model_card().get("models", {}).get(name)
+    try:
+        name = resolve_model_name(model)
+    except ValueError as exc:
+        raise BatchError(str(exc)) from None
+    recorded = model_record(name)
     versions = json.dumps([recorded, data_version(), features_version()], sort_keys=True)
     return name, hashlib.sha256(versions.encode()).hexdigest()[:12]
 

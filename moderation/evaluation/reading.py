@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from ..text import classical
+from ..text.model_card import model_record
 from ..text.registry import get_text_model, resolve_model_name
 
 
@@ -61,8 +62,8 @@ def training_record(model: str = "default") -> dict:
     """What training recorded for `model`: the model card for the classical models; the model's own record for the
     transformer family, whose heads are trained (and their grid searched) on first use."""
     name = resolve_model_name(model)
-    record = classical.read_model_card().get("models", {}).get(name)
-    if record is None and name not in classical.SPECS:
+    record = model_record(name)
+    if not record and name not in classical.SPECS:
         record = get_text_model(name).record
     return record or {}
 

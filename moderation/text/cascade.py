@@ -90,9 +90,9 @@ class CascadeModel:
 def load_cascade(get_text_model) -> CascadeModel:
     """The default classical model in front of `finetuned`, with the band the model card records; both stages are
     loaded through `get_text_model` (the registry's), so they are the very models their names give everywhere."""
-    from .classical import read_model_card
+    from .model_card import model_record
 
-    record = read_model_card().get("models", {}).get("cascade", {})
+    record = model_record("cascade")
     if "band" not in record:
         raise ModelUnavailableError("The cascade has no band in the model card yet: choose one on the train "
                                     "validation slice with `python -m benchmarks.cascade --write-card`.")

@@ -3,17 +3,15 @@
 Every model is `Pipeline([("features", ColumnTransformer), ("clf", classifier)])` over the frame from
 `features.feature_frame`. `train_model` runs GridSearchCV on the bundled train split, tunes one threshold per
 category on out-of-fold predictions (never on the test split, never on public data), refits on the whole train
-split and scores the test split. `python -m moderation train` records the results in `data/model_card.json`;
+split and scores the test split. `python -m moderation train` records the results in the model card (`model_card`);
 a model that is asked for later is rebuilt from those recorded parameters and cached per scikit-learn version,
 so nothing depends on unpickling an artefact made by another library version.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Callable
 
 import joblib
@@ -32,7 +30,6 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..taxonomy import DEFAULT_THRESHOLD, TEXT_CATEGORIES
-from .cache import data_version
 from .features import build_preprocessor
 
 SEED = 0
@@ -231,19 +228,3 @@ def train_model(spec: ModelSpec, X_train, y_train, X_test, y_test) -> TrainedMod
     }
     return model
 
-
-def read_model_card() -> dict:
-    path = resources.files("moderation.data").joinpath("model_card.json")
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"models": {}}
-
-
-def write_model_card(card: dict) -> None:
-    """Write `card` as the model card, with its default re-chosen (the best non-baseline classical model by test
-    macro-F1) and the data version it was trained on."""
-    candidates = {n: r for n, r in card["models"].items() if n in SPECS and not r.get("teaching_baseline")}
-    card["default"] = max(candidates, key=lambda n: candidates[n]["test_f1_macro"])
-    card["data_version"] = data_version()
-    path = resources.files("moderation.data").joinpath("model_card.json")
-    with open(str(path), "w", encoding="utf-8") as handle:
-        json.dump(card, handle, indent=1, sort_keys=True)
-        handle.write("\n")

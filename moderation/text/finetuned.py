@@ -345,7 +345,7 @@ def record_test_scores(directory: Path = SHIPPED_DIR) -> dict:
 
 def train_and_record(settings: FinetuneSettings | None = None, log: Callable[[str], None] = print) -> dict:
     """`python -m moderation train --model finetuned`: train into the shipped directory, record it in the card."""
-    from .classical import read_model_card, write_model_card
+    from .model_card import read_model_card, write_model_card
 
     result = train_finetuned(settings, log=log)
     card = read_model_card()
@@ -389,10 +389,10 @@ class FinetunedModel:
 
 def expected_sha256(directory: Path, metadata: dict) -> str | None:
     """The weights' sha256 the model card records for the shipped directory; another directory's own record."""
-    from .classical import read_model_card
+    from .model_card import model_record
 
     if directory.resolve() == SHIPPED_DIR.resolve():
-        carded = read_model_card().get("models", {}).get("finetuned", {}).get("weights_sha256")
+        carded = model_record("finetuned").get("weights_sha256")
         if carded:
             return carded
     return metadata.get("weights_sha256")

@@ -1,6 +1,6 @@
 """Which text models exist, which one is the default, and loading each once per process.
 
-Classical models are rebuilt from the parameters and thresholds recorded in `data/model_card.json` (written by
+Classical models are rebuilt from the parameters and thresholds recorded in the model card (`model_card`, written by
 `python -m moderation train`) and cached on disk per scikit-learn version and data version, so a library upgrade
 means a quick refit rather than a silently mismatched pickle. Cached files are only ever our own.
 """
@@ -21,12 +21,13 @@ from ..files import atomic_write, atomic_writer, sha256_of
 from ..settings import cache_dir
 from .cache import data_version, features_version, read_cached_model, training_data
 from .cascade import load_cascade
-from .classical import SPECS, TrainedModel, fit_model, grid_search, read_model_card, write_model_card
+from .classical import SPECS, TrainedModel, fit_model, grid_search
 from .finetuned import load_finetuned
+from .model import TextModel
+from .model_card import DEFAULT, default_model_name, model_record, read_model_card, write_model_card
 from .transformer import TRANSFORMER_MODELS
 
-DEFAULT = "default"
-_loaded: dict[str, object] = {}
+_loaded: dict[str, TextModel] = {}
 _lock = threading.RLock()  # re-entrant: a model made of others (the cascade) loads them inside its own load
 
 #: Models defined elsewhere register a loader here: name -> zero-argument callable. The transformer family's
@@ -35,18 +36,20 @@ EXTRA_MODELS: dict[str, object] = {**TRANSFORMER_MODELS, "finetuned": load_finet
                                    "cascade": lambda: load_cascade(get_text_model)}
 
 
-def default_model_name() -> str:
-    return read_model_card().get("default", "logreg")
-
-
-def resolve_model_name(model: str | None) -> str:
-    """The registry name behind `model`: "default" (or nothing) becomes the model card's default."""
-    return default_model_name() if model in (DEFAULT, None, "") else model
-
-
 def available_models() -> list[str]:
     """Every name `moderate_text(model=...)` accepts."""
     return [DEFAULT, *SPECS, *EXTRA_MODELS]
+
+
+def resolve_model_name(model: str | None) -> str:
+    """The registry name behind a model name a user gave: "default" or None is the model card's default; anything
+    else must be one of `available_models()` (ValueError naming them otherwise, "" included). Every entry point
+    that takes a model name (moderate_text, the app, evaluation, batch jobs, the command line) goes through here."""
+    if model is None or model == DEFAULT:
+        return default_model_name()
+    if model not in available_models():
+        raise ValueError(f"unknown text model {model!r}; available: {', '.join(available_models())}")
+    return model
 
 
 def unavailable_models() -> dict[str, str]:
@@ -64,7 +67,7 @@ SHIPPED_DIR = Path(__file__).resolve().parents[1] / "models" / "classical"
 
 
 def _model_file_name(name: str) -> str:
-    recorded = read_model_card().get("models", {}).get(name, {})
+    recorded = model_record(name)
     key = hashlib.sha256(json.dumps([recorded.get("best_params"), recorded.get("thresholds")],
                                     sort_keys=True).encode()).hexdigest()[:8]
     return f"{name}-sklearn{sklearn.__version__}-data{data_version()}-features{features_version()}-{key}.joblib"
@@ -83,9 +86,13 @@ def shipped_model_path(name: str) -> Path | None:
     return path
 
 
-def first_use_note(name: str = DEFAULT) -> str | None:
-    """What the first use of text model `name` in this process will cost, or None when it is loaded already."""
-    name = default_model_name() if name in (DEFAULT, None) else name
+def first_use_note(name: str | None = DEFAULT) -> str | None:
+    """What the first use of text model `name` in this process will cost, or None when it is loaded already or is
+    no model at all (the call that uses it then says so)."""
+    try:
+        name = resolve_model_name(name)
+    except ValueError:
+        return None
     if name in _loaded:
         return None
     if name not in SPECS:
@@ -98,7 +105,7 @@ def first_use_note(name: str = DEFAULT) -> str | None:
 
 def _build_classical(name: str) -> TrainedModel:
     spec = SPECS[name]
-    recorded = read_model_card().get("models", {}).get(name, {})
+    recorded = model_record(name)
     params = recorded.get("best_params")
     path = cache_dir() / "models" / _model_file_name(name)
     shipped = shipped_model_path(name)
@@ -115,12 +122,9 @@ def _build_classical(name: str) -> TrainedModel:
     return model
 
 
-def get_text_model(name: str = DEFAULT):
-    """The model called `name` ('default' resolves through the model card), loaded once per process."""
-    if name == DEFAULT or name is None:
-        name = default_model_name()
-    if name not in SPECS and name not in EXTRA_MODELS:
-        raise ValueError(f"unknown text model {name!r}; available: {', '.join(available_models())}")
+def get_text_model(name: str | None = DEFAULT) -> TextModel:
+    """The model called `name` (see `resolve_model_name`), loaded once per process."""
+    name = resolve_model_name(name)
     with _lock:
         if name not in _loaded:
             _loaded[name] = _build_classical(name) if name in SPECS else EXTRA_MODELS[name]()

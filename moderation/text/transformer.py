@@ -52,11 +52,11 @@ from .classical import (
     TrainedModel,
     apply_thresholds,
     positive_proba,
-    read_model_card,
     train_model,
     tune_thresholds,
 )
 from .features import build_preprocessor
+from .model_card import model_record
 
 TRANSFORMER_ENV = "MODERATION_TRANSFORMER_MODEL"
 BERT_ENV = "MODERATION_BERT_MODEL"
@@ -103,7 +103,7 @@ def embedding_heads() -> Pipeline:
 
 def ngram_params() -> dict:
     """The parameters the classical logistic regression's own grid search recorded in the model card."""
-    return read_model_card().get("models", {}).get("logreg", {}).get("best_params") or {}
+    return model_record("logreg").get("best_params") or {}
 
 
 def ngram_model() -> Pipeline:

@@ -1,0 +1,46 @@
+"""The model card (`data/model_card.json`): what training recorded for every text model, and which one is the default.
+
+This module is the card's only reader and writer, and the only place that knows which model "default" means, so a
+verdict, a batch job, the app and the metrics can never disagree about it. Turning a user's model name into a
+loadable one (unknown names refused) is `registry.resolve_model_name`, which asks `default_model_name` here.
+"""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from .cache import data_version
+from .classical import SPECS
+
+#: The model name that means "whichever model the card names as the default".
+DEFAULT = "default"
+#: The default when the card names none (a checkout before its first `python -m moderation train`).
+FALLBACK_DEFAULT = "logreg"
+_CARD = "model_card.json"
+
+
+def read_model_card() -> dict:
+    path = resources.files("moderation.data").joinpath(_CARD)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"models": {}}
+
+
+def write_model_card(card: dict) -> None:
+    """Write `card` as the model card, with its default re-chosen (the best non-baseline classical model by test
+    macro-F1) and the data version it was trained on."""
+    candidates = {n: r for n, r in card["models"].items() if n in SPECS and not r.get("teaching_baseline")}
+    card["default"] = max(candidates, key=lambda n: candidates[n]["test_f1_macro"])
+    card["data_version"] = data_version()
+    path = resources.files("moderation.data").joinpath(_CARD)
+    with open(str(path), "w", encoding="utf-8") as handle:
+        json.dump(card, handle, indent=1, sort_keys=True)
+        handle.write("\n")
+
+
+def model_record(name: str) -> dict:
+    """What training recorded for the model called `name` (a registry name, not "default"); {} when nothing."""
+    return read_model_card().get("models", {}).get(name, {})
+
+
+def default_model_name() -> str:
+    """The registry name of the model that "default" means."""
+    return read_model_card().get("default", FALLBACK_DEFAULT)
