@@ -121,7 +121,7 @@ def test_the_registry_loads_the_cascade_and_its_stages_in_one_call(monkeypatch):
     monkeypatch.setitem(registry._loaded, "logreg", first)
     monkeypatch.setitem(registry._loaded, "finetuned", second)
     monkeypatch.delitem(registry._loaded, "cascade", raising=False)
-    monkeypatch.setattr("moderation.text.classical.read_model_card",
+    monkeypatch.setattr("moderation.text.model_card.read_model_card",
                         lambda: {"models": {"cascade": {"band": 0.1, "first": "logreg"}}})
     loaded = []
     worker = threading.Thread(target=lambda: loaded.append(registry.get_text_model("cascade")), daemon=True)
@@ -133,7 +133,7 @@ def test_the_registry_loads_the_cascade_and_its_stages_in_one_call(monkeypatch):
 
 def test_the_cards_cascade_record_holds_the_thresholds_its_verdicts_use():
     """The app's sliders start at the card's thresholds: the cascade's are its first stage's."""
-    from moderation.text.classical import read_model_card
+    from moderation.text.model_card import read_model_card
 
     models = read_model_card()["models"]
     if "cascade" not in models:

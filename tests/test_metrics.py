@@ -137,7 +137,7 @@ def test_evaluate_labelled_csv_runs_the_model(tmp_path):
 
 
 def test_grid_search_record_from_the_model_card():
-    from moderation.text.classical import read_model_card
+    from moderation.text.model_card import read_model_card
     from moderation.text.registry import resolve_model_name
 
     name = resolve_model_name("default")
@@ -149,9 +149,9 @@ def test_grid_search_record_from_the_model_card():
 
 
 def test_grid_search_summary_without_a_record(monkeypatch):
-    from moderation.text import classical
+    from moderation.text import model_card
 
-    monkeypatch.setattr(classical, "read_model_card", lambda: {"models": {}})
+    monkeypatch.setattr(model_card, "read_model_card", lambda: {"models": {}})
     assert evaluation.grid_search_table("svm").empty
     assert "python -m moderation train svm" in evaluation.grid_search_summary("svm")
 
