@@ -26,8 +26,9 @@ from moderation.identity import with_counterfactuals
 from moderation.text import registry
 from moderation.text.cache import training_data
 from moderation.text.cascade import CascadeModel
-from moderation.text.classical import SPECS, fit_model, read_model_card, write_model_card
+from moderation.text.classical import SPECS, fit_model
 from moderation.text.finetuned import is_validation, macro_f1
+from moderation.text.model_card import read_model_card, write_model_card
 
 BANDS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
 
