@@ -67,6 +67,7 @@ def cmd_text(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from .text.model_card import default_model_name
     from .text.registry import train_all
 
     names = [*args.models, *(args.model or [])]
@@ -79,8 +80,8 @@ def cmd_train(args) -> int:
         names.remove("finetuned")
         if not names:
             return 0
-    card = train_all(names or None)
-    print(f"default model: {card['default']}")
+    train_all(names or None)
+    print(f"default model: {default_model_name()}")
     return 0
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 
+from ..files import atomic_write
 from .cache import data_version
 from .classical import SPECS
 
@@ -16,24 +18,25 @@ from .classical import SPECS
 DEFAULT = "default"
 #: The default when the card names none (a checkout before its first `python -m moderation train`).
 FALLBACK_DEFAULT = "logreg"
-_CARD = "model_card.json"
+
+
+def card_path() -> Path:
+    """The card: package data, shipped with the wheel, rewritten by training."""
+    return Path(str(resources.files("moderation.data").joinpath("model_card.json")))
 
 
 def read_model_card() -> dict:
-    path = resources.files("moderation.data").joinpath(_CARD)
+    path = card_path()
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"models": {}}
 
 
 def write_model_card(card: dict) -> None:
     """Write `card` as the model card, with its default re-chosen (the best non-baseline classical model by test
-    macro-F1) and the data version it was trained on."""
+    macro-F1) and the data version it was trained on; in one step, so a reader never sees half a card."""
     candidates = {n: r for n, r in card["models"].items() if n in SPECS and not r.get("teaching_baseline")}
     card["default"] = max(candidates, key=lambda n: candidates[n]["test_f1_macro"])
     card["data_version"] = data_version()
-    path = resources.files("moderation.data").joinpath(_CARD)
-    with open(str(path), "w", encoding="utf-8") as handle:
-        json.dump(card, handle, indent=1, sort_keys=True)
-        handle.write("\n")
+    atomic_write(card_path(), json.dumps(card, indent=1, sort_keys=True) + "\n")
 
 
 def model_record(name: str) -> dict:
