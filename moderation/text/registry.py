@@ -1,4 +1,4 @@
-"""Which text models exist, which one is the default, and loading each once per process.
+"""Which text models exist, what a user's model name resolves to, and loading each once per process.
 
 Classical models are rebuilt from the parameters and thresholds recorded in the model card (`model_card`, written by
 `python -m moderation train`) and cached on disk per scikit-learn version and data version, so a library upgrade
