@@ -32,7 +32,7 @@ from moderation import datasets, moderate_text  # noqa: E402
 from moderation.evaluation import evaluate_predictor, run_public_evaluation  # noqa: E402
 from moderation.hub import ModelUnavailableError  # noqa: E402
 from moderation.text import available_models, default_model_name  # noqa: E402
-from moderation.text.registry import DEFAULT, get_text_model  # noqa: E402
+from moderation.text.registry import DEFAULT, get_text_model, resolve_model_name  # noqa: E402
 
 FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
 #: dataset -> (results key holding the matrix, figure title, negative and positive class names)
@@ -47,7 +47,7 @@ CONFUSION_VIEWS = {
 def our_models(requested: list[str] | None) -> list[str]:
     """Model names to evaluate: the requested ones, else every registered model ('default' is one of them)."""
     names = requested or [n for n in available_models() if n != DEFAULT]
-    return [default_model_name() if n == DEFAULT else n for n in names]
+    return [resolve_model_name(n) for n in names]
 
 
 def load_model(name: str) -> str | None:

@@ -31,11 +31,11 @@ from typing import Callable, Sequence
 import numpy as np
 import sklearn
 
-import moderation.text as text_api
+import moderation.text.moderate as text_api
 from benchmarks.peers import PEERS, warm_up
 from moderation import datasets, moderate_text
 from moderation.text import available_models, default_model_name, features
-from moderation.text.registry import DEFAULT, get_text_model
+from moderation.text.registry import get_text_model, resolve_model_name
 
 #: The goals the project set itself (issue 7): default path vs the word list, and closing on the linear SVM.
 WORD_LIST, SVM = "better-profanity", "alt-profanity-check"
@@ -217,7 +217,7 @@ def main() -> int:
     texts, source = batch_texts(args.batch)
     other_texts = batch_texts(2 * args.batch)[0][args.batch:]
     singles = texts[:: max(1, len(texts) // args.singles)][: args.singles]
-    models = [default_model_name() if n == DEFAULT else n for n in (args.models or available_models())]
+    models = [resolve_model_name(n) for n in (args.models or available_models())]
     models = list(dict.fromkeys(models))
     print(f"machine: {machine()}\nbatch: {source}; latency: {len(singles)} single texts from it", flush=True)
 
