@@ -80,7 +80,7 @@ class CascadeModel:
             rows = [indices[j] for j in picked]
             sub_frame = frame.iloc[rows].reset_index(drop=True)
             proba = second_proba[rows] if stage_sent else np.asarray(stage.predict_proba(sub_frame), dtype=float)
-            found = explain(stage, [None] * len(rows), [analyses[i] for i in rows], sub_frame, proba,
+            found = explain(stage, [analyses[i] for i in rows], sub_frame, proba,
                             [[] for _ in rows], model_flagged_sets=[flagged_sets[j] for j in picked])
             for j, spans in zip(picked, found):
                 out[j] = spans

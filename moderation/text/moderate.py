@@ -104,7 +104,7 @@ def postprocess(batch: Batch, proba: np.ndarray, text_model: TextModel, name: st
         flagged_sets.append(flagged)
         scores_per_text.append(scores)
 
-    spans_per_text = explain(text_model, batch.texts, batch.analyses, batch.frame, proba, flagged_sets,
+    spans_per_text = explain(text_model, batch.analyses, batch.frame, proba, flagged_sets,
                              occlusion=explain_spans, model_flagged_sets=model_flagged)
     return [
         TextVerdict(text=text, flagged=bool(flagged), scores=scores, categories=list(flagged),

@@ -686,12 +686,15 @@ def _occlusion_spans(model, frame, analyses, proba, flagged_sets, indices, spans
                                          round(float(min(drop / proba[i, k], 1.0)), 4), "model"))
 
 
-def explain(model, texts, analyses, frame, proba, flagged_sets, occlusion: bool = True,
+def explain(model, analyses, frame, proba, flagged_sets, occlusion: bool = True,
             model_flagged_sets=None) -> list[list[Span]]:
     """Spans for every text: lexicon spans of flagged categories, plus the model's own (exact shares of a linear
     model's logit, occlusion otherwise) when `occlusion`, for the categories the model itself flagged
     (`model_flagged_sets`, default `flagged_sets`: a category flagged only by a caller's blocklist term has no model
-    words to show). Scores are never changed here."""
+    words to show). Scores are never changed here.
+
+    frame: the feature frame the model scored (its "text" column is what the model read, the lexicon columns its
+    evidence); occlusion re-scores variants of its rows, the linear decomposition reads those two parts."""
     spans = [_lexicon_spans(a, set(flagged)) for a, flagged in zip(analyses, flagged_sets)]
     if not occlusion:
         return [_merge(_without_edge_quotes(a.normalized.original, s)) for a, s in zip(analyses, spans)]
