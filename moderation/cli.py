@@ -80,7 +80,7 @@ def cmd_train(args) -> int:
         names.remove("finetuned")
         if not names:
             return 0
-    train_all(names or None)
+    train_all(names or None, keep_params=args.keep_params)
     print(f"default model: {default_model_name()}")
     return 0
 
@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=float, help="fine-tuning epochs (finetuned only)")
     train.add_argument("--threads", type=int, help="torch threads for fine-tuning (finetuned only; default 2)")
     train.add_argument("--learning-rate", type=float, help="fine-tuning peak learning rate (finetuned only)")
+    train.add_argument("--keep-params", action="store_true",
+                       help="refit with the recorded grid-search winner (no new search): new data, same grid")
     train.set_defaults(func=cmd_train)
 
     ship = sub.add_parser("ship", help="write the fitted default model into the package (moderation/models/"

@@ -68,3 +68,17 @@ def test_thresholds_maximise_f1_on_what_they_see():
     thresholds = tune_thresholds(y, proba)
     assert 0.4 < thresholds["self_harm"] <= 0.6
     assert thresholds["spam"] == 0.5  # no positives: the default
+
+
+def test_keep_params_refits_the_recorded_winner_without_searching(small_slice, monkeypatch):
+    (X, y), (X_test, y_test) = small_slice
+    from moderation.text import classical
+
+    previous = {"best_params": {"clf__estimator__C": 8.0}, "cv_best_f1_macro": 0.5,
+                "cv_results": [{"params": {"C": 8.0}, "mean_f1_macro": 0.5}], "grid_search_data_version": "abc"}
+    monkeypatch.setattr(classical, "grid_search", lambda *a: pytest.fail("searched the grid again"))
+    model = classical.train_model(SPECS["logreg"], X, y, X_test, y_test, previous)
+    record = model.record
+    assert record["best_params"] == previous["best_params"] and record["cv_results"] == previous["cv_results"]
+    assert record["grid_search_data_version"] == "abc" and record["data_version"] != "abc"
+    assert set(record["thresholds"]) == set(record["test_f1"]) and 0 < record["test_f1_macro"] <= 1

@@ -30,6 +30,7 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..taxonomy import DEFAULT_THRESHOLD, TEXT_CATEGORIES
+from .cache import data_version
 from .features import build_preprocessor
 
 SEED = 0
@@ -207,10 +208,20 @@ def fit_model(spec: ModelSpec, params: dict, X, y: np.ndarray, thresholds: dict 
     return TrainedModel(spec.name, pipeline, thresholds)
 
 
-def train_model(spec: ModelSpec, X_train, y_train, X_test, y_test) -> TrainedModel:
-    """Grid search, threshold tuning, refit, and test-split scores: the full record for the model card."""
+def train_model(spec: ModelSpec, X_train, y_train, X_test, y_test, previous: dict | None = None) -> TrainedModel:
+    """Grid search, threshold tuning, refit, and test-split scores: the full record for the model card.
+
+    With `previous` (the model's card record), its grid search's winner is refitted on this data instead of
+    searching again (`train --keep-params`: the search is most of the cost); thresholds are still tuned and the
+    test split scored afresh, and the record keeps that search's results and says which data it ran on."""
     started = time.perf_counter()
-    best_params, cv_results, cv_best = grid_search(spec, X_train, y_train)
+    if previous is None:
+        best_params, cv_results, cv_best = grid_search(spec, X_train, y_train)
+        searched_on = data_version()
+    else:
+        best_params, cv_results, cv_best = (previous["best_params"], previous.get("cv_results", []),
+                                            previous.get("cv_best_f1_macro"))
+        searched_on = previous.get("grid_search_data_version", "before data versions were recorded per model")
     model = fit_model(spec, best_params, X_train, y_train)
     predicted = apply_thresholds(model.predict_proba(X_test), model.thresholds)
     per_category = f1_score(y_test, predicted, average=None, zero_division=0)
@@ -219,8 +230,10 @@ def train_model(spec: ModelSpec, X_train, y_train, X_test, y_test) -> TrainedMod
         "teaching_baseline": spec.teaching_baseline,
         "best_params": best_params,
         "thresholds": model.thresholds,
-        "cv_best_f1_macro": round(cv_best, 4),
+        "cv_best_f1_macro": None if cv_best is None else round(cv_best, 4),
         "cv_results": cv_results,
+        "grid_search_data_version": searched_on,
+        "data_version": data_version(),
         "test_f1_macro": round(float(f1_score(y_test, predicted, average="macro", zero_division=0)), 4),
         "test_f1": {c: round(float(s), 4) for c, s in zip(TEXT_CATEGORIES, per_category)},
         "train_seconds": round(time.perf_counter() - started, 1),

@@ -158,8 +158,9 @@ def ship_default_model(log=print) -> Path:
     return target
 
 
-def train_all(names=None, log=print) -> dict:
-    """Grid-search, tune and test every named classical model; write the model card; return it.
+def train_all(names=None, log=print, keep_params: bool = False) -> dict:
+    """Grid-search, tune and test every named classical model; write the model card; return it. With keep_params,
+    a model with a recorded grid search is refitted with its best parameters instead of searching again.
 
     The default becomes the best non-baseline model by macro-F1 on the bundled test split.
     """
@@ -171,7 +172,9 @@ def train_all(names=None, log=print) -> dict:
     card.setdefault("models", {})
     for name in names or list(SPECS):
         log(f"training {name} ...")
-        model = train_model(SPECS[name], X_train, y_train, X_test, y_test)
+        previous = card["models"].get(name) if keep_params and card["models"].get(name, {}).get("best_params") \
+            else None
+        model = train_model(SPECS[name], X_train, y_train, X_test, y_test, previous)
         card["models"][name] = model.record
         log(f"  {name}: test macro-F1 {model.record['test_f1_macro']} (cv {model.record['cv_best_f1_macro']}), "
             f"{model.record['train_seconds']} s, params {model.record['best_params']}")
