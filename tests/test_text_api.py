@@ -126,9 +126,7 @@ def test_bad_options_are_clear_errors():
 
 #: Examples the default model still gets wrong, kept in the app with their true expected verdict (README "Limits").
 #: The test fails when one of them starts passing, so the list cannot go stale.
-KNOWN_MISSES = {
-    "I'm such an idiot, I left my keys in the car again lol",  # self-deprecation read as harassment
-}
+KNOWN_MISSES: set[str] = set()  # corpus v3 fixed the last one (self-deprecation read as harassment)
 
 
 def test_every_example_gets_its_expected_verdict_from_the_default_model():

@@ -37,7 +37,7 @@ from ..hub import ModelUnavailableError
 from ..taxonomy import TEXT_CATEGORIES
 
 FINETUNE_BASE_ENV = "MODERATION_FINETUNE_BASE"
-MODEL_VERSION = "finetuned-v1"
+MODEL_VERSION = "finetuned-v2"
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models" / MODEL_VERSION
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "finetuned.json"
