@@ -38,6 +38,10 @@ HOMOGLYPHS = {
     "Α": "a", "Β": "b", "Ε": "e", "Ζ": "z", "Η": "h", "Ι": "i", "Κ": "k", "Μ": "m", "Ν": "n", "Ο": "o",
     "Ρ": "p", "Τ": "t", "Υ": "y", "Χ": "x",
 }
+# Every look-alike in either case: the text is case-folded after this table is applied, so a capital whose small
+# letter is a look-alike ("Ω" -> "ω") must be folded too, or normalising twice would change the text again.
+HOMOGLYPHS |= {capital: latin for small, latin in list(HOMOGLYPHS.items())
+               if len(capital := small.upper()) == 1 and capital != small and capital not in HOMOGLYPHS}
 
 #: The one table of leetspeak and look-alike characters: each character -> the letters it is written for, the
 #: normaliser's reading first. Both uses derive from it, so they cannot drift apart:

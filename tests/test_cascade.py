@@ -140,3 +140,13 @@ def test_the_cards_cascade_record_holds_the_thresholds_its_verdicts_use():
         pytest.skip("no cascade in the model card")
     assert models["cascade"]["thresholds"] == models[models["cascade"]["first"]]["thresholds"]
     assert 0 < models["cascade"]["band"] < 0.5
+
+
+def test_the_band_is_the_best_one_within_the_sending_budget():
+    from benchmarks.cascade import choose_band
+
+    validation = {0.02: {"sent_on": 0.01, "f1_macro": 0.82}, 0.1: {"sent_on": 0.044, "f1_macro": 0.83},
+                  0.15: {"sent_on": 0.045, "f1_macro": 0.83}, 0.3: {"sent_on": 0.15, "f1_macro": 0.86}}
+    assert choose_band(validation, 0.05) == 0.1  # 0.3 scores higher but sends 15% on; 0.15 ties, 0.1 is narrower
+    assert choose_band(validation, 0.2) == 0.3
+    assert choose_band(validation, 0.001) == 0.02  # nothing affordable: the narrowest

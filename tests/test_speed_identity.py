@@ -22,8 +22,8 @@ EDGE_CASES = [
 PINNED_MODEL = "logreg"
 PINNED_PARAMETERS_KEY = "524cbad8"
 DIGESTS = {
-    True: "87fa6b63138ca12056e0373887fd064b1e113e16272d818d99eadf98106e6696",  # spans on
-    False: "fcc50550f1036443143d71acc07b9d0ff41c49b357f2efd47d0a3a608cc9a38d",  # spans off
+    True: "c84014c9f3fcb884a0baac29dbdcd433b9958124412471ca8320d84b37709b56",  # spans on
+    False: "bb7fbef65ce6368786eea17faedec8ea9bc915979196b13612df0c10f92c476b",  # spans off
 }
 
 
