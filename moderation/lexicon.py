@@ -19,6 +19,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from itertools import accumulate
 from typing import Iterable, Mapping
 
 from .normalize import LETTER_FORMS, LOOKALIKES, normalize_text
@@ -96,8 +97,9 @@ def _first_chars(term: str) -> str:
     return first + LETTER_FORMS.get(first, "")
 
 
-def term_pattern(term: str) -> str:
-    """Regex source for one term (syntax in data/lexicon.tsv): leetspeak, masks, stretching, word boundaries."""
+def _term_pieces(term: str) -> tuple[str, list[str], str]:
+    """A term's pattern in three pieces: its head (word start and a wildcard prefix), one pattern per word (joined
+    by _WORD_GAP), and its tail (a wildcard suffix or a plural ending and the word end)."""
     prefix_wild = term.startswith("*")
     suffix_wild = term.endswith("*") and not term.endswith("**")
     words = term.strip("*").split()
@@ -116,10 +118,24 @@ def term_pattern(term: str) -> str:
             else:
                 letters.append(re.escape(ch) + "?")
         parts.append("".join(letters))
-    body = _WORD_GAP.join(parts)
     head = _START + ("[a-z*]*" if prefix_wild else "")
     tail = "[a-z*]*" if suffix_wild else "(?:e?s)?" + _END
-    return head + body + tail
+    return head, parts, tail
+
+
+def term_pattern(term: str) -> str:
+    """Regex source for one term (syntax in data/lexicon.tsv): leetspeak, masks, stretching, word boundaries."""
+    head, parts, tail = _term_pieces(term)
+    return head + _WORD_GAP.join(parts) + tail
+
+
+def _continuation_patterns(term: str) -> list[str]:
+    """For a term of several words: its first word(s), then at most a gap's worth of non-letters and the end of the
+    string. A chunk (text between whitespace) that one of these matches at a word start may begin a match of the
+    term that runs on past the chunk's end; no other match can (a gap is the only part of a term that can read
+    whitespace)."""
+    head, parts, _ = _term_pieces(term)
+    return [head + _WORD_GAP.join(parts[:k]) + r"[^a-z0-9]{0,3}\Z" for k in range(1, len(parts))]
 
 
 def caller_term_pattern(term: str) -> str:
@@ -207,11 +223,11 @@ def _without_start(pattern: str) -> str:
     return pattern[len(_START):]
 
 
-def _scan(normalized: str, by_first_char, groups, allowed: list[tuple[int, int]]) -> list[LexiconMatch]:
-    """Non-overlapping matches of one compiled term set, word start by word start, outside allowlisted words."""
+def _attempts(normalized: str, by_first_char, allowed: list[tuple[int, int]]):
+    """The scan's attempts in order: (word start, its match or None), for every word start not inside an earlier
+    match, skipping matches inside allowlisted words."""
     # Allowed spans are sorted and disjoint: only the last one starting at or before a match can contain it.
     allowed_starts = [a for a, _ in allowed]
-    matches: list[LexiconMatch] = []
     covered_until = 0
     failed_star = -2
     for word_start in _WORD_START.finditer(normalized):
@@ -227,15 +243,88 @@ def _scan(normalized: str, by_first_char, groups, allowed: list[tuple[int, int]]
         m = regex.match(normalized, pos)
         if m is None:
             failed_star = pos if normalized[pos] == "*" else failed_star
+            yield pos, None
             continue
         start, end = m.span()
         inside = bisect_right(allowed_starts, start) - 1
         if inside >= 0 and end <= allowed[inside][1]:
             continue
         covered_until = end
-        term, entries = groups[m.lastgroup]
-        matches.extend(LexiconMatch(start, end, term, e.category, e.weight, e.source) for e in entries)
+        yield pos, m
+
+
+def _scan(normalized: str, by_first_char, groups, allowed: list[tuple[int, int]]) -> list[LexiconMatch]:
+    """Non-overlapping matches of one compiled term set, word start by word start, outside allowlisted words."""
+    matches: list[LexiconMatch] = []
+    for _, m in _attempts(normalized, by_first_char, allowed):
+        if m is not None:
+            term, entries = groups[m.lastgroup]
+            matches.extend(LexiconMatch(m.start(), m.end(), term, e.category, e.weight, e.source) for e in entries)
     return matches
+
+
+class _ChunkScanner:
+    """The bundled terms' scan, remembered per chunk (a run of text between whitespace): chunks repeat (words do),
+    and a term can read whitespace only in the gap between its words, so a text's matches are its chunks' matches
+    put together, unless a term of several words may run from one chunk into the next.
+
+    Per distinct chunk it keeps the matches and, for each word start where a term's first word(s) reach the
+    chunk's end (`_continuation_patterns`), what the attempt there found. A text whose attempts at those places
+    find the same in the whole text (almost always: "you" then "are" is not "you suck") gets its chunks' matches;
+    any other is scanned whole. Same matches as `_scan`, several times faster on text the process has seen words of.
+    """
+
+    MAX_CHUNKS = 200_000
+
+    def __init__(self, by_first_char, groups, entries):
+        self.by_first_char, self.groups = by_first_char, groups
+        continuations: dict[str, list[str]] = {}
+        for term in dict.fromkeys(e.term for e in entries):
+            if len(term.strip("*").split()) > 1:
+                for ch in _first_chars(term):
+                    continuations.setdefault(ch, []).extend(
+                        _without_start(p) for p in _continuation_patterns(term))
+        self.continuations = {ch: re.compile(f"{_START}(?:{'|'.join(alts)})") for ch, alts in continuations.items()}
+        self.chunks: dict[str, tuple] = {}
+
+    def _chunk(self, chunk: str) -> tuple:
+        found, risky = [], []
+        for pos, m in _attempts(chunk, self.by_first_char, []):
+            if m is not None:
+                term, entries = self.groups[m.lastgroup]
+                found.extend((m.start(), m.end(), term, e.category, e.weight, e.source) for e in entries)
+            continuation = self.continuations.get(chunk[pos])
+            if continuation is not None and continuation.match(chunk, pos):
+                risky.append((pos, None if m is None else (m.end(), m.lastgroup)))
+        if len(self.chunks) >= self.MAX_CHUNKS:
+            self.chunks.clear()
+        result = self.chunks[chunk] = (tuple(found), tuple(risky))
+        return result
+
+    def find(self, normalized: str) -> list[LexiconMatch]:
+        chunks, known = normalized.split(), self.chunks
+        results = [known.get(c) or self._chunk(c) for c in chunks]
+        needed = [i for i, (found, risky) in enumerate(results) if found or risky]
+        if not needed:
+            return []
+        if " ".join(chunks) == normalized:  # one space between chunks: where each starts is a running sum
+            starts = list(accumulate(map(len, chunks), lambda at, size: at + size + 1, initial=0))
+        else:
+            starts, at = [], 0
+            for chunk in chunks:
+                at = normalized.find(chunk, at)
+                starts.append(at)
+                at += len(chunk)
+        matches: list[LexiconMatch] = []
+        for i in needed:
+            found, risky = results[i]
+            at = starts[i]
+            for pos, local in risky:
+                m = self.by_first_char[chunks[i][pos]].match(normalized, at + pos)
+                if (None if m is None else (m.end() - at, m.lastgroup)) != local:
+                    return _scan(normalized, self.by_first_char, self.groups, [])  # a term runs across chunks
+            matches += [LexiconMatch(at + start, at + end, *rest) for start, end, *rest in found]
+        return matches
 
 
 def _allow_regex(allow: list[tuple[str, str]]) -> re.Pattern:
@@ -271,10 +360,25 @@ class Lexicon:
         ]
         allow = [*((t, LEXICON) for t in self.allow_terms), *((t, BLOCKLIST) for t in self.caller_allow_terms)]
         self._allow_regex = _allow_regex(allow) if allow else None
+        self._allow_chunks = {} if all(len(t.split()) == 1 for t, _ in allow) else None
+        by_char, groups = self._scanners[0]
+        self._bundled = _ChunkScanner(by_char, groups, [e for e in self.entries if e.source == LEXICON]) \
+            if by_char else None
 
     def allowed_spans(self, normalized: str) -> list[tuple[int, int]]:
         """Where allowlisted words lie in `normalized`: sorted, disjoint (start, end) pairs."""
-        return [m.span() for m in self._allow_regex.finditer(normalized)] if self._allow_regex else []
+        if self._allow_regex is None:
+            return []
+        if self._allow_chunks is not None:
+            # Terms of one word never read whitespace: a text none of whose chunks holds one holds none. Per
+            # distinct chunk the answer is remembered, so most texts cost one split and a dictionary look-up a chunk.
+            known, search = self._allow_chunks, self._allow_regex.search
+            if len(known) >= _ChunkScanner.MAX_CHUNKS:
+                known.clear()
+            if not any([known[c] if c in known else known.setdefault(c, search(c) is not None)
+                        for c in normalized.split()]):
+                return []
+        return [m.span() for m in self._allow_regex.finditer(normalized)]
 
     def find(self, normalized: str, allowed: list[tuple[int, int]] | None = None) -> list[LexiconMatch]:
         """Matches in `normalized` (already normalised text), skipping those inside allowlisted words (`allowed`,
@@ -282,9 +386,17 @@ class Lexicon:
         if not normalized or not any(by_char for by_char, _ in self._scanners):
             return []
         allowed = self.allowed_spans(normalized) if allowed is None else allowed
-        matches = [m for by_char, groups in self._scanners if by_char
-                   for m in _scan(normalized, by_char, groups, allowed)]
-        return sorted(matches, key=lambda m: m.start) if self._scanners[1][0] else matches
+        (bundled_by_char, bundled_groups), (caller_by_char, caller_groups) = self._scanners
+        if not bundled_by_char:
+            matches = []
+        elif allowed:  # a skipped match inside an allowed word does not cover what follows: scan the text whole
+            matches = _scan(normalized, bundled_by_char, bundled_groups, allowed)
+        else:
+            matches = self._bundled.find(normalized)
+        if caller_by_char:
+            matches = sorted(matches + _scan(normalized, caller_by_char, caller_groups, allowed),
+                             key=lambda m: m.start)
+        return matches
 
     def blank_allowed(self, normalized: str, allowed: list[tuple[int, int]] | None = None) -> str:
         """`normalized` with allowlisted words replaced by spaces (same length, so offsets still hold)."""

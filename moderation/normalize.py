@@ -70,11 +70,9 @@ _LEET_CHARS = frozenset(LEET)
 _ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _STRETCHED = re.compile(r"([^\W\d_])\1\1")
 _NUMBER_WITH_UNIT = re.compile(r"^\d+[a-z]{0,3}$|^[a-z]+\d+$")
-# A word-like token for leetspeak (a maximal run of letters and digits (not "_"), leet symbols and "*" masks) that
-# holds a leet character: only those can change, and the regex engine skips the others without a Python loop.
-_TOKEN_CHAR = "(?:(?!_)[\\w" + re.escape("".join(LEET)) + "*])"
-_LEET_TOKEN = re.compile(f"(?<![^\\W_])(?<![{re.escape(''.join(LEET))}*]){_TOKEN_CHAR}*"
-                         f"[{re.escape(''.join(LEET))}]{_TOKEN_CHAR}*")
+# A word-like token for leetspeak: a maximal run of letters and digits (not "_"), leet symbols and "*" masks. Only
+# a run that holds a leet character can change.
+_TOKEN_RUN = re.compile("(?:[^\\W_]|[" + re.escape("".join(ch for ch in LEET if not ch.isalnum())) + "*])+")
 # Inside a token, what may change: a run of edge-sensitive symbols (leet only inside the token) or one other leet
 # character.
 _LEET_RUN = re.compile(f"[{re.escape(''.join(_EDGE_SENSITIVE))}]+|"
@@ -135,48 +133,50 @@ def _fold_homoglyph_words(chars: list[str]) -> list[str]:
     return out
 
 
-def _unleet(chars: list[str]) -> list[str]:
-    """Turn leetspeak into letters inside word-like tokens that contain at least one letter."""
-    out = list(chars)
-    text = "".join(chars)  # chars are single characters: offsets agree
-    for token_match in _LEET_TOKEN.finditer(text):
+def _unleet(text: str) -> str:
+    """Turn leetspeak into letters inside word-like tokens that contain at least one letter (same length)."""
+    pieces, done = [], 0
+    for token_match in _TOKEN_RUN.finditer(text):
         token = token_match.group()
-        if not _LETTER.search(token) or _NUMBER_WITH_UNIT.match(token):
+        if _LEET_CHARS.isdisjoint(token) or not _LETTER.search(token) or _NUMBER_WITH_UNIT.match(token):
             continue
         i, j = token_match.span()
         for run in _LEET_RUN.finditer(text, i, j):
             start, end = run.span()
             if text[start] in _EDGE_SENSITIVE and (start == i or end == j):  # such a run is leet only with word
                 continue  # characters on both sides
-            for k in range(start, end):
-                out[k] = LEET[chars[k]]
-    return out
+            pieces += [text[done:start], "".join(LEET[c] for c in text[start:end])]
+            done = end
+    return "".join(pieces) + text[done:] if pieces else text
 
 
-def _join_spaced_letters(chars: list[str], origin: list[int]) -> tuple[list[str], list[int]]:
-    """Join three or more single characters split by one repeated separator: 'k i l l', 'f.u.c.k', 'k 1 l l'."""
-    text = "".join(chars)
+def _join_spaced_letters(text: str, origin: list[int] | None) -> tuple[str, list[int] | None]:
+    """Join three or more single characters split by one repeated separator: 'k i l l', 'f.u.c.k', 'k 1 l l'.
+    `origin` None stands for "each character is its own origin" (the caller's fast path)."""
     drop: set[int] = set()
     for match in _SPACED_RUN.finditer(text):
         if any(c.isalpha() for c in match.group(0)):
             drop.update(i for i in range(match.start(), match.end()) if not text[i].isalnum())
     if not drop:
-        return chars, origin
-    return [c for i, c in enumerate(chars) if i not in drop], [o for i, o in enumerate(origin) if i not in drop]
+        return text, origin
+    origin = range(len(text)) if origin is None else origin
+    kept = [i for i in range(len(text)) if i not in drop]
+    return "".join(text[i] for i in kept), [origin[i] for i in kept]
 
 
-def _collapse_repeats(chars: list[str], origin: list[int]) -> tuple[list[str], list[int]]:
+def _collapse_repeats(text: str, origin: list[int] | None) -> tuple[str, list[int]]:
     """Collapse a letter repeated three or more times to one: stretched words become dictionary words."""
+    origin = range(len(text)) if origin is None else origin
     out_c: list[str] = []
     out_o: list[int] = []
     done = 0
-    for run in _RUN_OF_THREE.finditer("".join(chars)):  # chars are single characters: offsets agree
+    for run in _RUN_OF_THREE.finditer(text):
         if run.group(1).isalpha():
             keep = run.start() + 1
-            out_c += chars[done:keep]
+            out_c.append(text[done:keep])
             out_o += origin[done:keep]
             done = run.end()
-    return out_c + chars[done:], out_o + origin[done:]
+    return "".join(out_c) + text[done:], out_o + list(origin[done:])
 
 
 def normalize(text: str) -> Normalized:
@@ -188,12 +188,14 @@ def normalize(text: str) -> Normalized:
     if not isinstance(text, str):
         raise TypeError(f"normalize() expects str, got {type(text).__name__}")
     if text.isascii() and _ASCII_CONTROL.search(text) is None:
-        chars, origin = list(text.lower()), list(range(len(text)))
+        # Lower-casing ASCII keeps every character in place: the origin map stays the identity (None) until a step
+        # drops or joins characters, and most texts get through on string operations alone.
+        folded, origin = text.lower(), None
     else:
         chars, origin = [], []
         for index, ch in enumerate(text):
-            for folded in _fold_char(ch):
-                chars.append(folded)
+            for folded_ch in _fold_char(ch):
+                chars.append(folded_ch)
                 origin.append(index)
         if not _LOOKALIKES.isdisjoint(chars):
             chars = _fold_homoglyph_words(chars)
@@ -203,13 +205,13 @@ def normalize(text: str) -> Normalized:
             for low in ch.casefold():
                 lowered_chars.append(low)
                 lowered_origin.append(o)
-        chars, origin = lowered_chars, lowered_origin
-    chars, origin = _join_spaced_letters(chars, origin)
-    if not _LEET_CHARS.isdisjoint(chars):
-        chars = _unleet(chars)
-    if _STRETCHED.search("".join(chars)):
-        chars, origin = _collapse_repeats(chars, origin)
-    return Normalized("".join(chars), tuple(origin), text)
+        folded, origin = "".join(lowered_chars), lowered_origin
+    folded, origin = _join_spaced_letters(folded, origin)
+    if not _LEET_CHARS.isdisjoint(folded):
+        folded = _unleet(folded)
+    if _STRETCHED.search(folded):
+        folded, origin = _collapse_repeats(folded, origin)
+    return Normalized(folded, tuple(range(len(folded))) if origin is None else tuple(origin), text)
 
 
 def normalize_text(text: str) -> str:
