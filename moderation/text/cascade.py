@@ -16,10 +16,10 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
 from ..hub import ModelUnavailableError
 from ..taxonomy import TEXT_CATEGORIES
+from .features import FeatureRows
 
 
 @dataclass
@@ -52,36 +52,38 @@ class CascadeModel:
         above = theirs + (proba - mine) * (1 - theirs) / (1 - mine)
         return np.where(proba < mine, below, above).clip(0.0, 1.0)
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        proba = np.asarray(self.first.predict_proba(frame), dtype=float)
+    def predict_proba(self, rows) -> np.ndarray:
+        rows = FeatureRows.of(rows)
+        proba = np.asarray(self.first.predict_proba(rows), dtype=float)
         sent = self.uncertain(proba)
         second = np.full(proba.shape, np.nan)
         if sent.any():
             rows = np.flatnonzero(sent)
-            second[rows] = self.second.predict_proba(frame.iloc[rows].reset_index(drop=True))
-            proba[rows] = self.to_first_scale(second[rows])
-        self._last.texts, self._last.sent, self._last.second = frame["text"].tolist(), sent, second
+            picked = np.flatnonzero(sent)
+            second[picked] = self.second.predict_proba(rows.take(picked))
+            proba[picked] = self.to_first_scale(second[picked])
+        self._last.texts, self._last.sent, self._last.second = rows.texts, sent, second
         return proba
 
-    def model_spans(self, frame: pd.DataFrame, analyses, indices: list[int], flagged_sets) -> list[list]:
+    def model_spans(self, rows: FeatureRows, analyses, indices: list[int], flagged_sets) -> list[list]:
         """Spans of the model that decided each text of `indices` (`flagged_sets` aligned with them), model words
         only (the caller adds the lexicon's): exact logit shares for the classical stage, occlusion for the
         fine-tuned one against its own probabilities."""
         from .spans import explain
 
-        if getattr(self._last, "texts", None) != frame["text"].tolist():
-            self.predict_proba(frame)
+        if getattr(self._last, "texts", None) != rows.texts:
+            self.predict_proba(rows)
         sent, second_proba = self._last.sent, self._last.second
         out: list[list] = [[] for _ in indices]
         for stage_sent, stage in ((False, self.first), (True, self.second)):
             picked = [j for j, i in enumerate(indices) if bool(sent[i]) == stage_sent]
             if not picked:
                 continue
-            rows = [indices[j] for j in picked]
-            sub_frame = frame.iloc[rows].reset_index(drop=True)
-            proba = second_proba[rows] if stage_sent else np.asarray(stage.predict_proba(sub_frame), dtype=float)
-            found = explain(stage, [analyses[i] for i in rows], sub_frame, proba,
-                            [[] for _ in rows], model_flagged_sets=[flagged_sets[j] for j in picked])
+            chosen = [indices[j] for j in picked]
+            sub_rows = rows.take(chosen)
+            proba = second_proba[chosen] if stage_sent else np.asarray(stage.predict_proba(sub_rows), dtype=float)
+            found = explain(stage, [analyses[i] for i in chosen], sub_rows, proba,
+                            [[] for _ in chosen], model_flagged_sets=[flagged_sets[j] for j in picked])
             for j, spans in zip(picked, found):
                 out[j] = spans
         return out

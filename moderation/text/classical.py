@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import tempfile
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable
 
 import joblib
 import numpy as np
 import sklearn
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
@@ -27,11 +29,12 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..taxonomy import DEFAULT_THRESHOLD, TEXT_CATEGORIES
 from .cache import data_version
-from .features import build_preprocessor
+from .features import FeatureRows, build_preprocessor, transform_rows
 
 SEED = 0
 CV_FOLDS = 3
@@ -178,7 +181,56 @@ class TrainedModel:
     record: dict = field(default_factory=dict)
 
     def predict_proba(self, frame) -> np.ndarray:
-        return positive_proba(self.pipeline, frame)
+        rows = FeatureRows.of(frame)
+        if len(self.pipeline.steps) != 2:
+            return positive_proba(self.pipeline, rows.frame)
+        (_, features), (_, classifier) = self.pipeline.steps
+        return classifier_proba(classifier, transform_rows(features, rows))
+
+
+def classifier_proba(classifier, X) -> np.ndarray:
+    """`positive_proba` of a fitted classifier on a feature matrix; for one-vs-rest logistic regression the same
+    floats from one sparse product with all categories' coefficients (what each binary model's predict_proba
+    computes, expit(X @ coef + intercept), without nine rounds of input validation)."""
+    linear = _stacked_logistic(classifier)
+    if linear is None:
+        return positive_proba(classifier, X)
+    weights, intercepts, constants = linear
+    proba = expit(safe_sparse_dot(X, weights, dense_output=True) + intercepts)
+    for k, value in constants.items():
+        proba[:, k] = value
+    return proba
+
+
+def _stacked_logistic(classifier):
+    """(coefficients as features x categories, intercepts, {category index: constant probability}) of a one-vs-rest
+    of binary logistic regressions, or None for any other classifier."""
+    if not isinstance(classifier, OneVsRestClassifier) or not getattr(classifier, "multilabel_", False):
+        return None
+    cached = _stacked.get(classifier)
+    if cached is not None:
+        return cached
+    columns, intercepts, constants = [], [], {}
+    for k, estimator in enumerate(classifier.estimators_):
+        if isinstance(estimator, LogisticRegression) and estimator.coef_.shape[0] == 1 and \
+                len(estimator.classes_) == 2:
+            columns.append(estimator.coef_[0])
+            intercepts.append(float(estimator.intercept_[0]))
+        elif hasattr(estimator, "y_") and not hasattr(estimator, "coef_"):  # a category constant in training
+            constants[k] = float(np.ravel(estimator.y_)[0])
+            columns.append(None)
+            intercepts.append(0.0)
+        else:
+            return None
+    width = next((c.size for c in columns if c is not None), 0)
+    weights = np.column_stack([c if c is not None else np.zeros(width) for c in columns]) if width else None
+    if weights is None:
+        return None
+    _stacked[classifier] = stacked = (weights, np.asarray(intercepts), constants)
+    return stacked
+
+
+_stacked: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def grid_search(spec: ModelSpec, X, y: np.ndarray) -> tuple[dict, list[dict], float]:

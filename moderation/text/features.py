@@ -8,7 +8,10 @@ exactly what the spans explain.
 from __future__ import annotations
 
 import re
+import weakref
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain, repeat
 
 import numpy as np
 import pandas as pd
@@ -17,6 +20,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder
 from sklearn.preprocessing import normalize as normalize_rows
+from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 from sklearn.utils.validation import check_is_fitted
 
 from ..lexicon import Lexicon, LexiconMatch, default_lexicon
@@ -56,26 +60,45 @@ def analyze(text: str, lexicon: Lexicon | None = None) -> Analysis:
     return Analysis(norm, tuple(lexicon.find(norm.text, allowed)), lexicon.blank_allowed(norm.text, allowed))
 
 
+_ASCII_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_WITHOUT_LETTERS = str.maketrans("", "", _ASCII_LETTERS)
+_WITHOUT_CAPITALS = str.maketrans("", "", _ASCII_LETTERS[26:])
+_WITHOUT_DIGITS = str.maketrans("", "", "0123456789")
+
+
 def text_statistics(text: str, norm: Normalized) -> list[float]:
-    """Numeric signals that n-grams miss: shouting, numbers, links, phones, money, stretched punctuation, evasion."""
-    if text.isascii():  # most texts: counting with C-level maps gives the same figures several times faster
-        letters = sum(map(str.isalpha, text))
-        caps = sum(map(str.isupper, text)) / letters if letters else 0.0
+    """Numeric signals that n-grams miss: shouting, numbers, links, phones, money, stretched punctuation, evasion.
+
+    The two counts that `statistics` takes logarithms of (characters and words) stand where the logarithms go."""
+    if text.isascii():  # most texts: counting what str.translate deletes gives the same figures several times faster
+        letters = len(text) - len(text.translate(_WITHOUT_LETTERS))
+        caps = (len(text) - len(text.translate(_WITHOUT_CAPITALS))) / letters if letters else 0.0
+        digit_count = len(text) - len(text.translate(_WITHOUT_DIGITS))
     else:
         letters_list = [c for c in text if c.isalpha()]
         caps = sum(c.isupper() for c in letters_list) / len(letters_list) if letters_list else 0.0
-    digit_count = len(_DIGIT.findall(text))
+        digit_count = len(_DIGIT.findall(text))
     # Each pattern is tried only where it can match (a link needs a "." or a "://", a phone number two digits, an
-    # amount one): the counts are the same, without the regex engine trying every position of every text.
+    # amount one, stretched punctuation two marks in a row): the counts are the same, without the regex engine
+    # trying every position of every text.
     urls = len(_URL.findall(text)) if "." in text or "://" in text else 0
     phones = len(_PHONE.findall(text)) if digit_count >= 2 else 0
     amounts = len(_MONEY.findall(text)) if digit_count else 0
+    stretched = len(_REPEATED_PUNCT.findall(text)) if "!!" in text or "??" in text or ".." in text else 0
     return [
-        float(np.log1p(len(text))), caps, digit_count / len(text) if text else 0.0,
-        float(urls), float(phones), float(amounts),
-        float(len(_REPEATED_PUNCT.findall(text))), obfuscation_ratio(text, norm),
-        float(np.log1p(len(_WORD.findall(text)))),
+        len(text), caps, digit_count / len(text) if text else 0.0, urls, phones, amounts, stretched,
+        obfuscation_ratio(text, norm), len(_WORD.findall(text)),
     ]
+
+
+def statistics(texts, analyses) -> np.ndarray:
+    """(texts x STAT_COLUMNS): `text_statistics` of every text, lengths and word counts as log1p."""
+    values = np.array([text_statistics(t, a.normalized) for t, a in zip(texts, analyses)], dtype=float)
+    values = values.reshape(len(texts), len(STAT_COLUMNS))
+    for column in ("length_log", "word_count_log"):
+        j = STAT_COLUMNS.index(column)
+        values[:, j] = np.log1p(values[:, j])
+    return values
 
 
 def obfuscation_ratio(text: str, norm: Normalized) -> float:
@@ -113,23 +136,104 @@ def lexicon_features(matches) -> list[float]:
     return [strongest[c] for c in TEXT_CATEGORIES] + [counts[c] for c in TEXT_CATEGORIES]
 
 
+NUMBER_COLUMNS = [*STAT_COLUMNS, *LEXICON_COLUMNS]
+FRAME_COLUMNS = ["text", *NUMBER_COLUMNS, "source"]
+
+
+@dataclass
+class FeatureRows:
+    """The rows every text model reads, as plain arrays: what the model reads of each text (`texts`), its statistics
+    and lexicon evidence (`numbers`, texts x NUMBER_COLUMNS) and its source. Cheap to make and to read, which is
+    most of a single text's time when it goes through pandas; `frame` is the same rows as the DataFrame the
+    ColumnTransformers were fitted on (made on first use, for models that want one)."""
+
+    texts: list[str]
+    numbers: np.ndarray
+    sources: list[str]
+
+    @classmethod
+    def of(cls, rows: "FeatureRows | pd.DataFrame") -> "FeatureRows":
+        """`rows` itself, or the rows of a feature frame (training and evaluation build DataFrames)."""
+        if isinstance(rows, FeatureRows):
+            return rows
+        return cls(rows["text"].tolist(), rows[NUMBER_COLUMNS].to_numpy(dtype=float), rows["source"].tolist())
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def column(self, name: str) -> np.ndarray:
+        return self.numbers[:, NUMBER_COLUMNS.index(name)]
+
+    def columns(self, names) -> np.ndarray:
+        return self.numbers[:, [NUMBER_COLUMNS.index(n) for n in names]]
+
+    def take(self, indices) -> "FeatureRows":
+        indices = list(indices)
+        return FeatureRows([self.texts[i] for i in indices], self.numbers[indices], [self.sources[i] for i in indices])
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        frame = self.__dict__.get("_frame")
+        if frame is None:
+            frame = pd.DataFrame(self.numbers, columns=NUMBER_COLUMNS)  # one float block, built at once
+            frame.insert(0, "text", self.texts)
+            frame["source"] = self.sources
+            self.__dict__["_frame"] = frame
+        return frame
+
+
+def feature_rows(texts, analyses, sources=None) -> FeatureRows:
+    """Statistics of each text as written, lexicon evidence and the model text of its analysis, and its source."""
+    numbers = np.hstack([statistics(texts, analyses),
+                         np.array([lexicon_features(a.matches) for a in analyses], dtype=float).reshape(
+                             len(analyses), len(LEXICON_COLUMNS))])
+    sources = list(sources) if sources is not None else [UNKNOWN_SOURCE] * len(analyses)
+    return FeatureRows([a.model_text for a in analyses], numbers, sources)
+
+
 def feature_frame(texts, analyses, sources=None) -> pd.DataFrame:
-    """The frame the ColumnTransformer reads: text, statistics, lexicon evidence and source."""
-    rows = [
-        [a.model_text, *text_statistics(t, a.normalized), *lexicon_features(a.matches)]
-        for t, a in zip(texts, analyses)
-    ]
-    frame = pd.DataFrame(rows, columns=["text", *STAT_COLUMNS, *LEXICON_COLUMNS])
-    frame["source"] = list(sources) if sources is not None else UNKNOWN_SOURCE
-    return frame
+    """The frame the ColumnTransformer is fitted on: text, statistics, lexicon evidence and source."""
+    return feature_rows(texts, analyses, sources).frame
+
+
+def _tfidf(vectorizer: TfidfVectorizer, counts: sp.csr_matrix) -> sp.csr_matrix:
+    """TfidfTransformer.transform's steps on a count matrix with sorted indices (so the same floats come out)."""
+    if vectorizer.sublinear_tf:
+        np.log(counts.data, counts.data)
+        counts.data += 1.0
+    if vectorizer.use_idf:
+        counts.data *= vectorizer.idf_[counts.indices]
+    if vectorizer.norm == "l2":  # what sklearn.preprocessing.normalize runs, without its per-call validation
+        inplace_csr_row_normalize_l2(counts)
+        return counts
+    return normalize_rows(counts, norm=vectorizer.norm, copy=False) if vectorizer.norm else counts
+
+
+def _check_documents(vectorizer: TfidfVectorizer, raw_documents) -> None:
+    check_is_fitted(vectorizer, "vocabulary_")
+    if isinstance(raw_documents, str):
+        raise ValueError("Iterable over raw text documents expected, string object received.")
+
+
+@lru_cache(maxsize=512)
+def ngram_windows(size: int, min_n: int, max_n: int) -> tuple[tuple[int, int], ...]:
+    """Where scikit-learn's `_char_wb_ngrams` takes its n-grams in a padded word of `size` characters, in its order
+    (every n, offsets 0..; a word shorter than n gives one n-gram and ends the list): (start, end) pairs."""
+    windows = []
+    for n in range(min_n, max_n + 1):
+        windows += [(o, o + n) for o in range(max(size - n, 0) + 1)]
+        if size <= n:
+            break
+    return tuple(windows)
 
 
 class WordCachedCharTfidf(TfidfVectorizer):
     """Character n-grams within word boundaries (`analyzer="char_wb"`), TF-IDF weighted; `transform` gives exactly
-    TfidfVectorizer's matrix but reads each distinct word's n-gram columns from a per-process cache.
+    TfidfVectorizer's matrix, from a per-process cache of each distinct word's n-gram columns.
 
-    Why: "char_wb" n-grams never cross a space, so a text's n-grams are the union of its words' n-grams, and words
-    repeat (Zipf). Generating and looking up ~300 n-grams per tweet in Python was 45% of the default model's time.
+    Why: "char_wb" n-grams never cross a space, so a text's n-gram counts are the sum of its words' (words repeat:
+    Zipf): one sparse product (texts x distinct words) @ (distinct words x n-grams) gives the whole batch's counts.
+    Generating and looking up ~300 n-grams per tweet in Python was 45% of the default model's time.
     tests/test_features.py checks the matrices against TfidfVectorizer.transform itself.
     """
 
@@ -146,34 +250,101 @@ class WordCachedCharTfidf(TfidfVectorizer):
         return state
 
     def _columns(self, word: str) -> list[int]:
+        """The word's n-gram columns, in scikit-learn's order (the word is padded with a space each side)."""
         cache = self.__dict__.setdefault("_word_columns", {})
         columns = cache.get(word)
         if columns is None:
             if len(cache) >= self.MAX_CACHED_WORDS:
                 cache.clear()
-            vocabulary = self.vocabulary_
-            grams = self._char_wb_ngrams(word)  # sklearn's own n-grams of one word, padded with spaces
-            columns = cache[word] = [vocabulary[g] for g in grams if g in vocabulary]
+            get, padded = self.vocabulary_.get, f" {word} "
+            columns = cache[word] = [column for a, b in ngram_windows(len(padded), *self.ngram_range)
+                                     if (column := get(padded[a:b])) is not None]
         return columns
 
     def transform(self, raw_documents):
-        check_is_fitted(self, "vocabulary_")
-        if isinstance(raw_documents, str):
-            raise ValueError("Iterable over raw text documents expected, string object received.")
+        _check_documents(self, raw_documents)
         preprocess = self.build_preprocessor()
-        indptr, indices = [0], []
-        for document in raw_documents:
-            for word in preprocess(self.decode(document)).split():
-                indices.extend(self._columns(word))
-            indptr.append(len(indices))
-        counts = sp.csr_matrix((np.ones(len(indices)), np.asarray(indices, dtype=np.int64), np.asarray(indptr)),
-                               shape=(len(indptr) - 1, len(self.vocabulary_)))
-        counts.sum_duplicates()  # repeated n-grams become counts, indices sorted, as CountVectorizer leaves them
-        if self.sublinear_tf:
-            np.log(counts.data, counts.data)
-            counts.data += 1.0
-        counts.data *= self.idf_[counts.indices]
-        return normalize_rows(counts, norm=self.norm, copy=False) if self.norm else counts
+        words_per_document = [preprocess(self.decode(document)).split() for document in raw_documents]
+        distinct: dict[str, int] = {}
+        occurrences = [distinct.setdefault(w, len(distinct)) for w in chain.from_iterable(words_per_document)]
+        columns = [self._columns(w) for w in distinct]
+        width = len(self.vocabulary_)
+        grams = sp.csr_matrix(
+            (np.ones(sum(map(len, columns))), np.fromiter(chain.from_iterable(columns), dtype=np.int64),
+             np.r_[0, np.cumsum(list(map(len, columns)), dtype=np.int64)]), shape=(len(distinct), width))
+        words = sp.csr_matrix(
+            (np.ones(len(occurrences)), np.asarray(occurrences, dtype=np.int64),
+             np.r_[0, np.cumsum(list(map(len, words_per_document)), dtype=np.int64)]),
+            shape=(len(words_per_document), len(distinct)))
+        counts = sp.csr_matrix(words @ grams)
+        counts.sum_duplicates()  # indices sorted, as CountVectorizer leaves them
+        return _tfidf(self, counts)
+
+
+class TokenCachedWordTfidf(TfidfVectorizer):
+    """Word unigrams and bigrams after stop words are dropped, TF-IDF weighted; `transform` gives exactly
+    TfidfVectorizer's matrix with one vectorised pass over the batch: each token becomes an id (the tokens the
+    vocabulary is made of; -1 any other, so that it still separates its neighbours), unigram and bigram columns are
+    looked up as arrays. tests/test_features.py checks the matrices against TfidfVectorizer.transform itself."""
+
+    _UNKNOWN, _STOP = -1, -2
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_token_table", None)  # derived from the vocabulary
+        return state
+
+    def _table(self):
+        """(token -> id, unigram column per id or -1, sorted bigram keys first id * n + second id, their columns)."""
+        table = self.__dict__.get("_token_table")
+        if table is None:
+            ids: dict[str, int] = {}
+            for feature in self.vocabulary_:
+                for token in feature.split(" "):
+                    ids.setdefault(token, len(ids))
+            unigram = np.full(len(ids), -1, dtype=np.int64)
+            keys, columns = [], []
+            for feature, column in self.vocabulary_.items():
+                parts = feature.split(" ")
+                if len(parts) == 1:
+                    unigram[ids[feature]] = column
+                else:
+                    keys.append(ids[parts[0]] * len(ids) + ids[parts[1]])
+                    columns.append(column)
+            order = np.argsort(keys)
+            codes = dict.fromkeys(self.get_stop_words() or (), self._STOP) | ids
+            table = self.__dict__["_token_table"] = (codes, unigram, np.asarray(keys, dtype=np.int64)[order],
+                                                     np.asarray(columns, dtype=np.int64)[order])
+        return table
+
+    def transform(self, raw_documents):
+        _check_documents(self, raw_documents)
+        if self.analyzer != "word" or self.tokenizer is not None or tuple(self.ngram_range) not in ((1, 1), (1, 2)):
+            return super().transform(raw_documents)
+        codes, unigram, bigram_keys, bigram_columns = self._table()
+        preprocess, tokenize, code = self.build_preprocessor(), self.build_tokenizer(), codes.get
+        per_document = [list(map(code, tokenize(preprocess(self.decode(d))), repeat(self._UNKNOWN)))
+                        for d in raw_documents]
+        tokens = np.fromiter(chain.from_iterable(per_document), dtype=np.int64)
+        documents = np.repeat(np.arange(len(per_document)), list(map(len, per_document)))
+        kept = tokens != self._STOP  # stop words go before n-grams are formed, as in scikit-learn
+        tokens, documents = tokens[kept], documents[kept]
+        known = tokens >= 0
+        columns = unigram[tokens[known]]
+        rows = [documents[known][columns >= 0]]
+        cols = [columns[columns >= 0]]
+        if self.ngram_range[1] == 2 and tokens.size > 1 and bigram_keys.size:
+            first, second = tokens[:-1], tokens[1:]
+            pair = (first >= 0) & (second >= 0) & (documents[:-1] == documents[1:])
+            keys = first[pair] * len(unigram) + second[pair]
+            at = np.minimum(np.searchsorted(bigram_keys, keys), bigram_keys.size - 1)
+            hit = bigram_keys[at] == keys
+            rows.append(documents[:-1][pair][hit])
+            cols.append(bigram_columns[at[hit]])
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        counts = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(len(per_document), len(self.vocabulary_)))
+        counts.sum_duplicates()
+        return _tfidf(self, counts)
 
 
 def build_preprocessor(max_word_features: int = 30000, max_char_features: int = 50000) -> ColumnTransformer:
@@ -183,8 +354,9 @@ def build_preprocessor(max_word_features: int = 30000, max_char_features: int = 
         [
             # Content words only: in a short text "you" or "are" would otherwise carry the whole TF-IDF vector and
             # read as harassment or hate; the character n-grams still see phrasing such as " you ".
-            ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=max_word_features,
-                                      stop_words="english", token_pattern=r"(?u)\b\w[\w'*]*\b"), "text"),
+            ("words", TokenCachedWordTfidf(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
+                                           max_features=max_word_features, stop_words="english",
+                                           token_pattern=r"(?u)\b\w[\w'*]*\b"), "text"),
             ("chars", WordCachedCharTfidf(ngram_range=(2, 5), min_df=2, sublinear_tf=True,
                                           max_features=max_char_features), "text"),
             # Clipped to the range seen in training: a 10,000-character letter or a text of forty "!" must not
@@ -196,3 +368,79 @@ def build_preprocessor(max_word_features: int = 30000, max_char_features: int = 
         ],
         sparse_threshold=1.0,
     )
+
+
+def transform_rows(preprocessor: ColumnTransformer, rows: FeatureRows):
+    """`preprocessor.transform(rows.frame)` for the layout `build_preprocessor` makes: the same matrix without the
+    ColumnTransformer's per-call checks and pandas selections (most of a single text's time). The vectorisers read
+    the texts, the scalers do what MinMaxScaler.transform does, the source's one-hot rows are looked up once per
+    distinct source. Any other preprocessor goes through its own transform."""
+    check_is_fitted(preprocessor)
+    if not getattr(preprocessor, "sparse_output_", False):
+        return preprocessor.transform(rows.frame)
+    blocks = []
+    for name, transformer, columns in preprocessor.transformers_:
+        where = preprocessor.output_indices_.get(name)
+        if where is None or where.stop == where.start:
+            continue
+        if isinstance(transformer, TfidfVectorizer) and columns == "text":
+            blocks.append(transformer.transform(rows.texts))
+        elif isinstance(transformer, MinMaxScaler) and set(columns) <= set(NUMBER_COLUMNS):
+            values = rows.columns(columns)  # a copy: scaled in place below
+            values *= transformer.scale_
+            values += transformer.min_
+            if transformer.clip:
+                np.clip(values, *transformer.feature_range, out=values)
+            blocks.append(values)
+        elif isinstance(transformer, OneHotEncoder) and list(columns) == ["source"]:
+            blocks.append(_one_hot_rows(transformer, rows.sources))
+        else:
+            return preprocessor.transform(rows.frame)
+    return stack_columns(blocks)
+
+
+def stack_columns(blocks) -> sp.csr_matrix:
+    """`scipy.sparse.hstack(blocks).tocsr()` for CSR and dense blocks of the same rows, built in one pass: the same
+    matrix (each row's entries block by block, a dense block's zeros left out), at a fraction of the cost (the
+    general hstack took 0.4 ms for one text)."""
+    n_rows = blocks[0].shape[0]
+    parts = []  # per block: (entries per row, column indices, values)
+    offset = 0
+    for block in blocks:
+        if sp.issparse(block):
+            block = block if block.format == "csr" else block.tocsr()
+            parts.append((np.diff(block.indptr), block.indices + offset, block.data))
+        else:
+            rows, columns = np.nonzero(block)
+            parts.append((np.bincount(rows, minlength=n_rows), columns + offset, block[rows, columns]))
+        offset += block.shape[1]
+    per_row = sum(counts for counts, _, _ in parts)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(per_row, out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=np.int32 if offset < 2**31 else np.int64)
+    data = np.empty(indptr[-1])
+    before = indptr[:-1].copy()  # where each row's next block starts
+    for counts, columns, values in parts:
+        if columns.size:
+            first_of_row = np.cumsum(counts) - counts  # where each row's entries start within the block
+            at = np.repeat(before - first_of_row, counts) + np.arange(columns.size)
+            indices[at], data[at] = columns, values
+        before += counts
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, offset))
+
+
+#: encoder -> {source value: its one-hot row}, beside the fitted encoder rather than in it (it is pickled).
+_one_hot_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _one_hot_rows(encoder: OneHotEncoder, values: list) -> sp.csr_matrix:
+    rows = _one_hot_cache.setdefault(encoder, {})
+    distinct = set(values)
+    for value in distinct - rows.keys():
+        rows[value] = sp.csr_matrix(encoder.transform(pd.DataFrame({"source": [value]})))
+    if len(distinct) != 1:
+        return sp.vstack([rows[v] for v in values]).tocsr() if values else sp.csr_matrix((0, sum(
+            len(c) for c in encoder.categories_)))
+    row, n = rows[values[0]], len(values)
+    return sp.csr_matrix((np.tile(row.data, n), np.tile(row.indices, n), np.arange(n + 1) * row.nnz),
+                         shape=(n, row.shape[1]))

@@ -35,6 +35,7 @@ from ..datasets import LABEL_COLUMNS, cache_dir, load_texts
 from ..files import sha256_of
 from ..hub import ModelUnavailableError
 from ..taxonomy import TEXT_CATEGORIES
+from .features import FeatureRows
 
 FINETUNE_BASE_ENV = "MODERATION_FINETUNE_BASE"
 MODEL_VERSION = "finetuned-v2"
@@ -381,10 +382,10 @@ class FinetunedModel:
     record: dict
     occlusion_candidates: int = OCCLUSION_CANDIDATES
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, rows) -> np.ndarray:
         from .embedding import classify
 
-        return classify(self.checkpoint, frame["text"].tolist())
+        return classify(self.checkpoint, FeatureRows.of(rows).texts)
 
 
 def expected_sha256(directory: Path, metadata: dict) -> str | None:

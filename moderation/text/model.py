@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from .features import FeatureRows
+
 
 @runtime_checkable
 class TextModel(Protocol):
@@ -18,11 +20,11 @@ class TextModel(Protocol):
 
     thresholds: category -> the probability from which that category is flagged (tuned on our train split).
     record: what training recorded about it (its model-card entry, or its own for a model trained on first use).
-    predict_proba(frame): for the rows of `features.feature_frame`, an (n, len(TEXT_CATEGORIES)) array of
-    probabilities, columns in TEXT_CATEGORIES order.
+    predict_proba(rows): for `features.FeatureRows` (or the DataFrame `features.feature_frame` makes of the same
+    rows), an (n, len(TEXT_CATEGORIES)) array of probabilities, columns in TEXT_CATEGORIES order.
     """
 
     thresholds: Mapping[str, float]
     record: Mapping
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray: ...
+    def predict_proba(self, rows: FeatureRows | pd.DataFrame) -> np.ndarray: ...

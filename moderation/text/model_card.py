@@ -6,6 +6,7 @@ loadable one (unknown names refused) is `registry.resolve_model_name`, which ask
 """
 from __future__ import annotations
 
+import copy
 import json
 from importlib import resources
 from pathlib import Path
@@ -26,8 +27,27 @@ def card_path() -> Path:
 
 
 def read_model_card() -> dict:
+    """The card as a new dict (callers may change it and write it back)."""
     path = card_path()
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"models": {}}
+
+
+_snapshot: tuple[object, dict] = (None, {})
+
+
+def _current_card() -> dict:
+    """The card as last read, read again only when the file changed (its size or time stamp): every verdict asks
+    which model is the default, and parsing the card each time was a tenth of a single text's time."""
+    global _snapshot
+    path = card_path()
+    try:
+        stat = path.stat()
+        key = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None
+    if key != _snapshot[0]:
+        _snapshot = (key, read_model_card())
+    return _snapshot[1]
 
 
 def write_model_card(card: dict) -> None:
@@ -41,9 +61,9 @@ def write_model_card(card: dict) -> None:
 
 def model_record(name: str) -> dict:
     """What training recorded for the model called `name` (a registry name, not "default"); {} when nothing."""
-    return read_model_card().get("models", {}).get(name, {})
+    return copy.deepcopy(_current_card().get("models", {}).get(name, {}))
 
 
 def default_model_name() -> str:
     """The registry name of the model that "default" means."""
-    return read_model_card().get("default", FALLBACK_DEFAULT)
+    return _current_card().get("default", FALLBACK_DEFAULT)

@@ -1,7 +1,7 @@
 """`moderate_text` as its data flows: preprocess -> score -> postprocess.
 
 - preprocess: check the thresholds, read every text with the lexicon (the caller's block and allow lists included),
-  build the feature frame the models read (its text cut at MAX_MODEL_CHARS).
+  build the feature rows the models read (its text cut at MAX_MODEL_CHARS).
 - score: the model's probabilities; a text with nothing to read scores 0.
 - postprocess: thresholds, the categories a caller's blocklist term decides, spans, one TextVerdict per text.
 """
@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from ..lexicon import default_lexicon
 from ..taxonomy import TEXT_CATEGORIES, resolve_thresholds
 from ..verdict import TextVerdict
-from .features import Analysis, analyze, feature_frame
+from .features import Analysis, FeatureRows, analyze, feature_rows
 from .model import TextModel
 from .model_card import DEFAULT
 from .registry import get_text_model, resolve_model_name
@@ -59,18 +58,18 @@ class Batch:
     texts: list[str]
     limits: dict[str, float]  # category -> threshold: the caller's over the model's tuned ones
     analyses: list[Analysis]  # normalised text and lexicon matches, of the whole text
-    frame: pd.DataFrame  # the model's input rows (its text cut at MAX_MODEL_CHARS), which occlusion spans re-score
+    rows: FeatureRows  # the model's input rows (its text cut at MAX_MODEL_CHARS), which occlusion spans re-score
 
 
 def preprocess(texts: list[str], text_model: TextModel, thresholds, blocklist, allowlist) -> Batch:
     """The caller's thresholds over the model's (ValueError for an unknown category or a value outside [0, 1]),
-    every text analysed with the lexicon plus the caller's terms, and the feature frame."""
+    every text analysed with the lexicon plus the caller's terms, and the feature rows."""
     limits = resolve_thresholds(thresholds, text_model.thresholds, TEXT_CATEGORIES)
     lexicon = default_lexicon().with_user_terms(blocklist, allowlist)
     analyses = [analyze(t, lexicon) for t in texts]
-    frame = feature_frame(texts, analyses)  # statistics need the text the analysis was made from: all of it
-    frame["text"] = frame["text"].str.slice(0, MAX_MODEL_CHARS)
-    return Batch(texts, limits, analyses, frame)
+    rows = feature_rows(texts, analyses)  # statistics need the text the analysis was made from: all of it
+    rows.texts = [t[:MAX_MODEL_CHARS] for t in rows.texts]
+    return Batch(texts, limits, analyses, rows)
 
 
 def score(text_model: TextModel, batch: Batch) -> np.ndarray:
@@ -79,7 +78,7 @@ def score(text_model: TextModel, batch: Batch) -> np.ndarray:
     profanity and "\\x00" as violence)."""
     if not batch.texts:
         return np.zeros((0, len(TEXT_CATEGORIES)))
-    proba = text_model.predict_proba(batch.frame)
+    proba = text_model.predict_proba(batch.rows)
     blank = np.array([not a.normalized.text.strip() for a in batch.analyses], dtype=bool)
     return np.where(blank[:, None], 0.0, proba)
 
@@ -104,7 +103,7 @@ def postprocess(batch: Batch, proba: np.ndarray, text_model: TextModel, name: st
         flagged_sets.append(flagged)
         scores_per_text.append(scores)
 
-    spans_per_text = explain(text_model, batch.analyses, batch.frame, proba, flagged_sets,
+    spans_per_text = explain(text_model, batch.analyses, batch.rows, proba, flagged_sets,
                              occlusion=explain_spans, model_flagged_sets=model_flagged)
     return [
         TextVerdict(text=text, flagged=bool(flagged), scores=scores, categories=list(flagged),

@@ -44,7 +44,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 from ..taxonomy import TEXT_CATEGORIES
 from ..verdict import Span
-from .features import LEXICON_COLUMNS, lexicon_features
+from .features import LEXICON_COLUMNS, NUMBER_COLUMNS, FeatureRows, lexicon_features, ngram_windows
 
 #: Occlusion (models that are not linear): candidate words per text, re-scored one variant each.
 MAX_OCCLUDED_WORDS = 24
@@ -261,18 +261,6 @@ class _Chunk(NamedTuple):
     word_owners: np.ndarray
 
 
-@lru_cache(maxsize=512)
-def _ngram_windows(size: int, min_n: int, max_n: int) -> tuple[tuple[int, int], ...]:
-    """Where sklearn's `_char_wb_ngrams` takes its n-grams in a padded word of `size` characters, in its order (every
-    n, offsets 0..; a short word gives one n-gram): (start, end) pairs."""
-    windows = []
-    for n in range(min_n, max_n + 1):
-        windows += [(o, o + n) for o in range(max(size - n, 0) + 1)]
-        if size <= n:
-            break
-    return tuple(windows)
-
-
 @lru_cache(maxsize=8192)
 def _one_word(start: int, end: int) -> np.ndarray:
     bounds = np.array([[start, end]], dtype=np.int64)
@@ -332,7 +320,7 @@ def _chunk_info(view: LinearView, chunk: str) -> _Chunk:
         edges = np.array([0] + [end + (start - end + 1) // 2 for (_, end), (start, _) in zip(units, units[1:])]
                          + [size], dtype=np.int64)
         get, padded = view.chars.vocabulary_.get, " " + chunk + " "
-        found = [(col, a, b) for a, b in _ngram_windows(size + 2, *view.chars.ngram_range)
+        found = [(col, a, b) for a, b in ngram_windows(size + 2, *view.chars.ngram_range)
                  if (col := get(padded[a:b])) is not None]
         found = np.array(found, dtype=np.int64).reshape(len(found), 3)
         # The n-gram's characters in the chunk (padding belongs to none), and the first and last word they touch:
@@ -648,9 +636,9 @@ def _candidates(analysis, model_text: str, ranking=None, limit: int = MAX_OCCLUD
     return (chosen + rest)[:limit]
 
 
-def _occlusion_spans(model, frame, analyses, proba, flagged_sets, indices, spans,
+def _occlusion_spans(model, rows: FeatureRows, analyses, proba, flagged_sets, indices, spans,
                      limit: int = MAX_OCCLUDED_WORDS) -> None:
-    texts = frame["text"].tolist()
+    texts = rows.texts
     owners, words_per_text, variant_texts, variant_lexicon = [], {}, [], []
     for i in indices:
         analysis, model_text = analyses[i], texts[i]
@@ -666,9 +654,9 @@ def _occlusion_spans(model, frame, analyses, proba, flagged_sets, indices, spans
         owners.extend([i] * len(words))
     if not variant_texts:
         return
-    variants = frame.iloc[owners].reset_index(drop=True)  # one frame for the batch, not one Series per word
-    variants["text"] = variant_texts
-    variants[list(LEXICON_COLUMNS)] = np.asarray(variant_lexicon, dtype=float)
+    variants = rows.take(owners)  # one set of rows for the batch, not one per word
+    variants.texts = variant_texts
+    variants.numbers[:, [NUMBER_COLUMNS.index(c) for c in LEXICON_COLUMNS]] = np.asarray(variant_lexicon, dtype=float)
     variant_proba = model.predict_proba(variants)
     for i, (words, offset) in words_per_text.items():
         drops = proba[i] - variant_proba[offset:offset + len(words)]
@@ -686,15 +674,16 @@ def _occlusion_spans(model, frame, analyses, proba, flagged_sets, indices, spans
                                          round(float(min(drop / proba[i, k], 1.0)), 4), "model"))
 
 
-def explain(model, analyses, frame, proba, flagged_sets, occlusion: bool = True,
+def explain(model, analyses, rows, proba, flagged_sets, occlusion: bool = True,
             model_flagged_sets=None) -> list[list[Span]]:
     """Spans for every text: lexicon spans of flagged categories, plus the model's own (exact shares of a linear
     model's logit, occlusion otherwise) when `occlusion`, for the categories the model itself flagged
     (`model_flagged_sets`, default `flagged_sets`: a category flagged only by a caller's blocklist term has no model
     words to show). Scores are never changed here.
 
-    frame: the feature frame the model scored (its "text" column is what the model read, the lexicon columns its
-    evidence); occlusion re-scores variants of its rows, the linear decomposition reads those two parts."""
+    rows: the FeatureRows (or feature frame) the model scored (its texts are what the model read, the lexicon columns
+    its evidence); occlusion re-scores variants of them, the linear decomposition reads those two parts."""
+    rows = FeatureRows.of(rows)
     spans = [_lexicon_spans(a, set(flagged)) for a, flagged in zip(analyses, flagged_sets)]
     if not occlusion:
         return [_merge(_without_edge_quotes(a.normalized.original, s)) for a, s in zip(analyses, spans)]
@@ -703,17 +692,17 @@ def explain(model, analyses, frame, proba, flagged_sets, occlusion: bool = True,
     if indices:
         view = linear_view(model)
         if view is not None:
-            model_texts = frame["text"].tolist()
-            lexicon_values = frame[view.lexicon_columns].to_numpy()[indices] if view.lexicon is not None else None
+            model_texts = rows.texts
+            lexicon_values = rows.columns(view.lexicon_columns)[indices] if view.lexicon is not None else None
             chosen = [analyses[i] for i in indices]
             batch = word_contributions(view, [model_texts[i] for i in indices], chosen, lexicon_values, per_text=False)
             for i, model_spans in zip(indices, _linear_spans(view, batch, chosen, [flagged_sets[i] for i in indices])):
                 spans[i].extend(model_spans)
         elif hasattr(model, "model_spans"):  # models made of others (the cascade: whichever stage decided)
-            own = model.model_spans(frame, analyses, indices, [flagged_sets[i] for i in indices])
+            own = model.model_spans(rows, analyses, indices, [flagged_sets[i] for i in indices])
             for i, model_spans in zip(indices, own):
                 spans[i].extend(model_spans)
         else:  # a model may ask for fewer candidates (finetuned: each one is a full transformer pass)
-            _occlusion_spans(model, frame, analyses, proba, flagged_sets, indices, spans,
+            _occlusion_spans(model, rows, analyses, proba, flagged_sets, indices, spans,
                              limit=getattr(model, "occlusion_candidates", MAX_OCCLUDED_WORDS))
     return [_merge(_without_edge_quotes(a.normalized.original, s)) for a, s in zip(analyses, spans)]

@@ -55,7 +55,7 @@ from .classical import (
     train_model,
     tune_thresholds,
 )
-from .features import build_preprocessor
+from .features import FeatureRows, build_preprocessor
 from .model_card import model_record
 
 TRANSFORMER_ENV = "MODERATION_TRANSFORMER_MODEL"
@@ -179,10 +179,11 @@ class EncoderHeadsModel:
     def record(self) -> dict:
         return self.heads.record
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, rows) -> np.ndarray:
         from .embedding import embed
 
-        return self.heads.predict_proba(with_embeddings(frame, embed(self.checkpoint, frame["text"].tolist())))
+        rows = FeatureRows.of(rows)
+        return self.heads.predict_proba(with_embeddings(rows.frame, embed(self.checkpoint, rows.texts)))
 
 
 def train_heads(checkpoint, X_train, y_train, X_test, y_test) -> TrainedModel:
@@ -209,11 +210,12 @@ class LabelMappedModel:
     thresholds: dict[str, float] = field(default_factory=dict)
     record: dict = field(default_factory=dict)
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict_proba(self, rows) -> np.ndarray:
         from .embedding import classify
 
-        label_proba = classify(self.checkpoint, frame["text"].tolist())
-        scores = frame[[f"lex_{c}" for c in TEXT_CATEGORIES]].to_numpy(dtype=float).clip(0.0, 1.0)
+        rows = FeatureRows.of(rows)
+        label_proba = classify(self.checkpoint, rows.texts)
+        scores = rows.columns([f"lex_{c}" for c in TEXT_CATEGORIES]).clip(0.0, 1.0)
         id2label = self.checkpoint.model.config.id2label
         for category in set(self.label_categories.values()):
             columns = [i for i in range(label_proba.shape[1]) if self.label_categories.get(id2label[i]) == category]
