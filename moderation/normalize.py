@@ -188,8 +188,10 @@ def normalize(text: str) -> Normalized:
     if not isinstance(text, str):
         raise TypeError(f"normalize() expects str, got {type(text).__name__}")
     if text.isascii() and _ASCII_CONTROL.search(text) is None:
+        if _SPACED_RUN.search(text) is None:
+            return _normalize_by_piece(text)
         # Lower-casing ASCII keeps every character in place: the origin map stays the identity (None) until a step
-        # drops or joins characters, and most texts get through on string operations alone.
+        # drops or joins characters.
         folded, origin = text.lower(), None
     else:
         chars, origin = [], []
@@ -212,6 +214,47 @@ def normalize(text: str) -> Normalized:
     if _STRETCHED.search(folded):
         folded, origin = _collapse_repeats(folded, origin)
     return Normalized(folded, tuple(range(len(folded))) if origin is None else tuple(origin), text)
+
+
+#: ASCII piece (text between single spaces) -> (its normalised form, its origin map or None for the identity).
+_pieces: dict[str, tuple[str, tuple[int, ...] | None]] = {}
+_MAX_PIECES = 200_000
+
+
+def _normalize_piece(piece: str) -> tuple[str, tuple[int, ...] | None]:
+    known = _pieces.get(piece)
+    if known is None:
+        folded, origin = piece.lower(), None
+        if not _LEET_CHARS.isdisjoint(folded):
+            folded = _unleet(folded)
+        if _STRETCHED.search(folded):
+            folded, origin = _collapse_repeats(folded, origin)
+            origin = tuple(origin)
+        if len(_pieces) >= _MAX_PIECES:
+            _pieces.clear()
+        known = _pieces[piece] = (folded, origin)
+    return known
+
+
+def _normalize_by_piece(text: str) -> Normalized:
+    """ASCII text without separated letters to join: every other step (lower case, leetspeak, stretched letters)
+    works within a run of non-space characters, so the text is normalised piece by piece between single spaces,
+    each distinct piece once per process (words repeat), with the same result as the whole-text steps."""
+    pieces, known = text.split(" "), _pieces.get
+    results = [known(p) or _normalize_piece(p) for p in pieces]
+    folded = " ".join([r[0] for r in results])
+    if len(folded) == len(text):  # nothing collapsed: each character is its own origin
+        return Normalized(folded, tuple(range(len(text))), text)
+    origin: list[int] = []
+    at = 0
+    for piece, (normal, piece_origin) in zip(pieces, results):
+        if piece_origin is None:
+            origin.extend(range(at, at + len(normal)))
+        else:
+            origin.extend(at + o for o in piece_origin)
+        origin.append(at + len(piece))  # the space after it (one too many at the end)
+        at += len(piece) + 1
+    return Normalized(folded, tuple(origin[:-1]), text)
 
 
 def normalize_text(text: str) -> str:

@@ -60,24 +60,26 @@ def analyze(text: str, lexicon: Lexicon | None = None) -> Analysis:
     return Analysis(norm, tuple(lexicon.find(norm.text, allowed)), lexicon.blank_allowed(norm.text, allowed))
 
 
-_ASCII_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_WITHOUT_LETTERS = str.maketrans("", "", _ASCII_LETTERS)
-_WITHOUT_CAPITALS = str.maketrans("", "", _ASCII_LETTERS[26:])
-_WITHOUT_DIGITS = str.maketrans("", "", "0123456789")
+_ASCII_LETTERS = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# ASCII bytes that are not word characters ("\w": letters, digits, "_") -> space, so split() finds the words
+_NOT_WORD = bytes(c if chr(c).isalnum() or c == ord("_") else ord(" ") for c in range(256))
 
 
 def text_statistics(text: str, norm: Normalized) -> list[float]:
     """Numeric signals that n-grams miss: shouting, numbers, links, phones, money, stretched punctuation, evasion.
 
     The two counts that `statistics` takes logarithms of (characters and words) stand where the logarithms go."""
-    if text.isascii():  # most texts: counting what str.translate deletes gives the same figures several times faster
-        letters = len(text) - len(text.translate(_WITHOUT_LETTERS))
-        caps = (len(text) - len(text.translate(_WITHOUT_CAPITALS))) / letters if letters else 0.0
-        digit_count = len(text) - len(text.translate(_WITHOUT_DIGITS))
+    if text.isascii():  # most texts: counting on bytes gives the same figures several times faster
+        raw = text.encode("ascii")
+        letters = len(raw) - len(raw.translate(None, _ASCII_LETTERS))
+        caps = (len(raw) - len(raw.translate(None, _ASCII_LETTERS[26:]))) / letters if letters else 0.0
+        digit_count = len(raw) - len(raw.translate(None, b"0123456789"))
+        words = len(raw.translate(_NOT_WORD).split())
     else:
         letters_list = [c for c in text if c.isalpha()]
         caps = sum(c.isupper() for c in letters_list) / len(letters_list) if letters_list else 0.0
         digit_count = len(_DIGIT.findall(text))
+        words = len(_WORD.findall(text))
     # Each pattern is tried only where it can match (a link needs a "." or a "://", a phone number two digits, an
     # amount one, stretched punctuation two marks in a row): the counts are the same, without the regex engine
     # trying every position of every text.
@@ -87,7 +89,7 @@ def text_statistics(text: str, norm: Normalized) -> list[float]:
     stretched = len(_REPEATED_PUNCT.findall(text)) if "!!" in text or "??" in text or ".." in text else 0
     return [
         len(text), caps, digit_count / len(text) if text else 0.0, urls, phones, amounts, stretched,
-        obfuscation_ratio(text, norm), len(_WORD.findall(text)),
+        obfuscation_ratio(text, norm), words,
     ]
 
 
@@ -108,6 +110,8 @@ def obfuscation_ratio(text: str, norm: Normalized) -> float:
     if text.isascii() and norm.text == text.lower():  # only lower-cased: nothing changed, nothing dropped
         return 0.0
     origin, normalized = norm.origin, norm.text
+    if text.isascii() and len(normalized) == len(text):  # ASCII loses characters only: none lost, none moved
+        return min(sum(map(str.__ne__, normalized, text.lower())) / len(text), 1.0)
     if text.isascii():  # one character's casefold is then its lower case, and C-level maps compare them
         changed = sum(map(str.__ne__, normalized, map(text.lower().__getitem__, origin)))
     else:
