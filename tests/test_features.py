@@ -12,7 +12,7 @@ from moderation.datasets import load_texts
 from moderation.files import atomic_write
 from moderation.normalize import normalize
 from moderation.text import cache
-from moderation.text.features import WordCachedCharTfidf
+from moderation.text.features import TokenCachedWordTfidf, WordCachedCharTfidf, stack_columns
 
 ODD_TEXTS = ["", "   ", "a", "ab\tcd\n\nef", "x\u3000y\u00a0z", "ÉCOLE école", "sh1t!!! f*ck", "🙂🙂 ok 🙂",
              "word " * 300, "\u200b\u200b"]
@@ -37,6 +37,39 @@ def test_cached_transform_equals_tfidf_vectorizer(fitted, unseen_texts):
     assert ours.shape == reference.shape
     assert abs(ours - reference).max() == 0.0
     np.testing.assert_array_equal(ours.indices, reference.indices)  # same sparse layout, not just same values
+
+
+@pytest.fixture(scope="module")
+def fitted_words():
+    texts = [normalize(t).text for t in load_texts("train")["text"]]
+    return TokenCachedWordTfidf(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=20000,
+                                stop_words="english", token_pattern=r"(?u)\b\w[\w'*]*\b").fit(texts)
+
+
+@pytest.mark.parametrize("documents", ["unseen", "one", "stop words only"])
+def test_vectorised_word_transform_equals_tfidf_vectorizer(fitted_words, unseen_texts, documents):
+    docs = {"unseen": unseen_texts + ["you are an idiot idiot", "the the the", "idiot the idiot"],
+            "one": unseen_texts[:1], "stop words only": ["the and of", "", "a an"]}[documents]
+    ours = fitted_words.transform(docs)
+    reference = TfidfVectorizer.transform(fitted_words, docs)
+    assert ours.shape == reference.shape
+    assert abs(ours - reference).max() == 0.0
+    np.testing.assert_array_equal(ours.indptr, reference.indptr)
+    np.testing.assert_array_equal(ours.indices, reference.indices)
+
+
+def test_stacked_columns_equal_scipy_hstack():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    for rows in (1, 7, 300):
+        dense = rng.random((rows, 9)) * (rng.random((rows, 9)) > 0.5)  # zeros that hstack leaves out
+        blocks = [sp.random(rows, 40, density=0.1, format="csr", random_state=1), dense, np.zeros((rows, 3)),
+                  sp.csr_matrix((rows, 5)), sp.random(rows, 60, density=0.3, format="csr", random_state=2)]
+        ours, reference = stack_columns(blocks), sp.hstack(blocks).tocsr()
+        assert ours.shape == reference.shape
+        for part in ("indptr", "indices", "data"):
+            np.testing.assert_array_equal(getattr(ours, part), getattr(reference, part))
 
 
 def test_a_bounded_cache_gives_the_same_matrix(fitted, unseen_texts, monkeypatch):

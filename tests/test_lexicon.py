@@ -110,3 +110,21 @@ def test_matches_lie_inside_the_normalised_text(text):
     norm = normalize(text)
     for m in default_lexicon().find(norm.text):
         assert 0 <= m.start < m.end <= len(norm.text)
+
+
+_PIECES = ["you", "suck", "shut", "the", "fuck", "up", "go", "die", "kill", "yourself", "white", "trash", "i",
+           "know", "where", "you", "live", "sh1t", "f*ck", "scunthorpe", "idiot", "x", "*", "!!"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_PIECES), st.sampled_from([" ", "  ", ". ", "-", ".", " - ", "\u2028",
+                                                                      "!! ", " *", "..."])), max_size=8))
+def test_the_per_chunk_scan_finds_what_the_whole_text_scan_finds(pieces):
+    """Multi-word terms may run across chunks ("shut the fuck up", "go die"): the remembered per-chunk results
+    are used only where they cannot differ from scanning the text whole."""
+    from moderation.lexicon import _scan
+
+    lexicon = default_lexicon()
+    text = normalize("".join(word + gap for word, gap in pieces)).text
+    whole = _scan(text, *lexicon._scanners[0], lexicon.allowed_spans(text))
+    assert [(m.start, m.end, m.term) for m in lexicon.find(text)] == [(m.start, m.end, m.term) for m in whole]

@@ -102,3 +102,20 @@ def test_look_alikes_in_either_case_normalise_once_and_for_all():
         for text in (letter, f"{letter}x", f"x{letter}x"):
             once = normalize_text(text)
             assert normalize_text(once) == once, text
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("aaooosssk  ! 1 3@ $ .-|*7\t\nAAOO")), max_size=60))
+def test_ascii_text_normalised_piece_by_piece_is_normalised_as_a_whole(text):
+    """The piece-by-piece path (ASCII, no separated letters) gives what the whole-text steps give."""
+    from moderation import normalize as module
+
+    if not text.isascii() or module._SPACED_RUN.search(text):
+        return
+    module._pieces.clear()
+    whole = module._unleet(text.lower())
+    origin = None
+    if module._STRETCHED.search(whole):
+        whole, origin = module._collapse_repeats(whole, origin)
+    expected = tuple(range(len(text))) if origin is None else tuple(origin)
+    assert normalize(text) == module.Normalized(whole, expected, text)

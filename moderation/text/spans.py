@@ -357,13 +357,13 @@ def _unigrams(view: LinearView, tokens) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray([c for c, _ in found], dtype=np.int64), np.asarray([u for _, u in found], dtype=np.int64)
 
 
-def _tfidf_shares(vectorizer, docs, cols, owners, weights, n_docs, n_units):
-    """(units x vocabulary) matrix of each word's share of the vectorizer's output, and the output itself (docs x
-    vocabulary, equal to `vectorizer.transform`). One entry per (occurrence, word) pair; an occurrence's weights
-    sum to one, so summing them per (doc, column) gives the counts."""
+def _tfidf_shares(vectorizer, docs, cols, owners, weights, n_docs, n_units, with_output: bool = False):
+    """(units x vocabulary) matrix of each word's share of the vectorizer's output, and with `with_output` the
+    output itself (docs x vocabulary, equal to `vectorizer.transform`; else None). One entry per (occurrence, word)
+    pair; an occurrence's weights sum to one, so summing them per (doc, column) gives the counts."""
     width = len(vectorizer.vocabulary_)
     if cols.size == 0:
-        return sp.csr_matrix((n_units, width)), sp.csr_matrix((n_docs, width))
+        return sp.csr_matrix((n_units, width)), sp.csr_matrix((n_docs, width)) if with_output else None
     keys = docs * width + cols
     order = np.argsort(keys, kind="stable")  # np.unique's sort, but this one is several times faster on int64
     ordered = keys[order]
@@ -385,7 +385,7 @@ def _tfidf_shares(vectorizer, docs, cols, owners, weights, n_docs, n_units):
         norms = np.ones(n_docs)
     norms[norms == 0] = 1.0
     values /= norms[u_docs]
-    output = sp.csr_matrix((values, (u_docs, u_cols)), shape=(n_docs, width))
+    output = sp.csr_matrix((values, (u_docs, u_cols)), shape=(n_docs, width)) if with_output else None
     share = weights * (values / counts)[inverse]
     keep = owners >= 0
     shares = sp.csr_matrix((share[keep], (owners[keep], cols[keep])), shape=(n_units, width))
@@ -518,7 +518,7 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
             owners[at:at + size] = chunk.char_owners + bases[k]
             weights[at:at + size] = chunk.char_weights
         char_shares, outputs["chars"] = _tfidf_shares(view.chars, np.repeat(chunk_docs, lengths), cols, owners,
-                                                      weights, n_docs, n_all)
+                                                      weights, n_docs, n_all, return_outputs)
         shares += char_shares @ view.weights[view.chars_slice]
     if view.words is not None:
         counts = np.fromiter((c.word_cols.size for c in chunks), dtype=np.int64, count=len(chunks))
@@ -530,7 +530,8 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
                                np.asarray(word_cols, dtype=np.int64)])
         owners = np.concatenate([unigram_owners, np.asarray(word_owners, dtype=np.int64)])
         weights = np.concatenate([np.ones(unigram_docs.size), np.asarray(word_weights, dtype=float)])
-        word_shares, outputs["words"] = _tfidf_shares(view.words, docs, cols, owners, weights, n_docs, n_all)
+        word_shares, outputs["words"] = _tfidf_shares(view.words, docs, cols, owners, weights, n_docs, n_all,
+                                                      return_outputs)
         shares += word_shares @ view.weights[view.words_slice]
     if view.lexicon is not None and any(match_units):
         scaler = view.lexicon
