@@ -107,7 +107,7 @@ def timed_stages(model: str):
     """Wrap the functions `moderate_text` calls so that each adds its wall time to a stage; yields the totals.
 
     normalise: `normalize`; lexicon: the rest of `analyze` (allowlist, matching, blanking); statistics: building the
-    feature frame (text statistics, lexicon evidence); word and char TF-IDF: the fitted vectorizers' transform;
+    feature rows (text statistics, lexicon evidence); word and char TF-IDF: the fitted vectorizers' transform;
     classifier: the rest of the model's predict_proba (scaling, stacking, the classifier); spans: `explain`;
     verdicts: whatever else the call spends (thresholds, verdict objects), measured as the call's remainder.
     """
@@ -125,7 +125,7 @@ def timed_stages(model: str):
     text_model = get_text_model(model)
     vectorizers = text_model.pipeline.steps[0][1].named_transformers_
     patches = [(features, "normalize", "normalise"), (text_api, "analyze", "analyze"),
-               (text_api, "feature_frame", "statistics"), (text_api, "explain", "spans"),
+               (text_api, "feature_rows", "statistics"), (text_api, "explain", "spans"),
                (vectorizers["words"], "transform", "word TF-IDF"), (vectorizers["chars"], "transform", "char TF-IDF"),
                (text_model, "predict_proba", "model")]
     originals = [(owner, name, owner.__dict__.get(name)) for owner, name, _ in patches]

@@ -214,7 +214,8 @@ def _tfidf(vectorizer: TfidfVectorizer, counts: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def _check_documents(vectorizer: TfidfVectorizer, raw_documents) -> None:
-    check_is_fitted(vectorizer, "vocabulary_")
+    if not hasattr(vectorizer, "idf_"):  # what check_is_fitted finds, without its per-call cost
+        check_is_fitted(vectorizer, "idf_")
     if isinstance(raw_documents, str):
         raise ValueError("Iterable over raw text documents expected, string object received.")
 
@@ -280,7 +281,7 @@ class WordCachedCharTfidf(TfidfVectorizer):
             (np.ones(len(occurrences)), np.asarray(occurrences, dtype=np.int64),
              np.r_[0, np.cumsum(list(map(len, words_per_document)), dtype=np.int64)]),
             shape=(len(words_per_document), len(distinct)))
-        counts = sp.csr_matrix(words @ grams)
+        counts = words @ grams
         counts.sum_duplicates()  # indices sorted, as CountVectorizer leaves them
         return _tfidf(self, counts)
 
@@ -379,7 +380,6 @@ def transform_rows(preprocessor: ColumnTransformer, rows: FeatureRows):
     ColumnTransformer's per-call checks and pandas selections (most of a single text's time). The vectorisers read
     the texts, the scalers do what MinMaxScaler.transform does, the source's one-hot rows are looked up once per
     distinct source. Any other preprocessor goes through its own transform."""
-    check_is_fitted(preprocessor)
     if not getattr(preprocessor, "sparse_output_", False):
         return preprocessor.transform(rows.frame)
     blocks = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -21,6 +22,7 @@ DEFAULT = "default"
 FALLBACK_DEFAULT = "logreg"
 
 
+@lru_cache(maxsize=1)
 def card_path() -> Path:
     """The card: package data, shipped with the wheel, rewritten by training."""
     return Path(str(resources.files("moderation.data").joinpath("model_card.json")))
@@ -42,7 +44,7 @@ def _current_card() -> dict:
     path = card_path()
     try:
         stat = path.stat()
-        key = (stat.st_mtime_ns, stat.st_size)
+        key = (path, stat.st_mtime_ns, stat.st_size)
     except OSError:
         key = None
     if key != _snapshot[0]:
