@@ -7,7 +7,7 @@ import pytest
 
 from moderation.taxonomy import TEXT_CATEGORIES
 from moderation.text.cascade import CascadeModel
-from moderation.text.features import analyze
+from moderation.text.features import FeatureRows, analyze
 from moderation.verdict import Span
 
 HARASSMENT = TEXT_CATEGORIES.index("harassment")
@@ -20,12 +20,13 @@ class Stage:
         self.name, self.thresholds, self.proba_of = name, thresholds, proba_of
         self.scored, self.explained = [], []
 
-    def predict_proba(self, frame):
-        self.scored.extend(frame["text"])
-        return np.array([self.proba_of(t) for t in frame["text"]], dtype=float)
+    def predict_proba(self, rows):
+        texts = FeatureRows.of(rows).texts
+        self.scored.extend(texts)
+        return np.array([self.proba_of(t) for t in texts], dtype=float)
 
-    def model_spans(self, frame, analyses, indices, flagged_sets):
-        texts = frame["text"].tolist()
+    def model_spans(self, rows, analyses, indices, flagged_sets):
+        texts = FeatureRows.of(rows).texts
         self.explained.extend(texts[i] for i in indices)
         return [[Span(0, 2, flagged[0], 1.0, self.name)] for flagged in flagged_sets]
 
@@ -92,7 +93,8 @@ def test_cascade_through_moderate_text_on_real_models(tmp_path, monkeypatch):
     second = load_finetuned(tmp_path / "ft")
     calls = []
     real_predict = second.predict_proba
-    monkeypatch.setattr(second, "predict_proba", lambda frame: calls.append(list(frame["text"])) or real_predict(frame))
+    monkeypatch.setattr(second, "predict_proba",
+                        lambda rows: calls.append(FeatureRows.of(rows).texts) or real_predict(rows))
     first = registry.get_text_model("logreg")
     classical = first.predict_proba(feature_frame(texts, [analyze(t) for t in texts]))
     distance = np.abs(classical - np.array([first.thresholds[c] for c in TEXT_CATEGORIES])).min(axis=1)

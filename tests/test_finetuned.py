@@ -15,6 +15,7 @@ from moderation.datasets import LABEL_COLUMNS
 from moderation.hub import ModelUnavailableError
 from moderation.testing.tiny_models import CORPUS
 from moderation.text import finetuned
+from moderation.text.features import FeatureRows
 from moderation.text.finetuned import FinetuneSettings
 
 torch = pytest.importorskip("torch")
@@ -164,9 +165,10 @@ def test_spans_land_on_the_original_text_of_an_obfuscated_long_input(monkeypatch
     from moderation import moderate_text
     from moderation.text import registry
 
-    def harassment_if_loser(frame):
-        proba = np.zeros((len(frame), len(LABEL_COLUMNS)))
-        proba[:, LABEL_COLUMNS.index("harassment")] = [0.9 if "loser" in t else 0.1 for t in frame["text"]]
+    def harassment_if_loser(rows):
+        texts = FeatureRows.of(rows).texts
+        proba = np.zeros((len(texts), len(LABEL_COLUMNS)))
+        proba[:, LABEL_COLUMNS.index("harassment")] = [0.9 if "loser" in t else 0.1 for t in texts]
         return proba
 
     model = finetuned.FinetunedModel("finetuned", None, {c: 0.5 for c in LABEL_COLUMNS}, {})

@@ -58,7 +58,6 @@ class CascadeModel:
         sent = self.uncertain(proba)
         second = np.full(proba.shape, np.nan)
         if sent.any():
-            rows = np.flatnonzero(sent)
             picked = np.flatnonzero(sent)
             second[picked] = self.second.predict_proba(rows.take(picked))
             proba[picked] = self.to_first_scale(second[picked])
@@ -71,6 +70,7 @@ class CascadeModel:
         fine-tuned one against its own probabilities."""
         from .spans import explain
 
+        rows = FeatureRows.of(rows)
         if getattr(self._last, "texts", None) != rows.texts:
             self.predict_proba(rows)
         sent, second_proba = self._last.sent, self._last.second

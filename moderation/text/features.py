@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain, repeat
 
@@ -147,43 +147,49 @@ FRAME_COLUMNS = ["text", *NUMBER_COLUMNS, "source"]
 @dataclass
 class FeatureRows:
     """The rows every text model reads, as plain arrays: what the model reads of each text (`texts`), its statistics
-    and lexicon evidence (`numbers`, texts x NUMBER_COLUMNS) and its source. Cheap to make and to read, which is
-    most of a single text's time when it goes through pandas; `frame` is the same rows as the DataFrame the
-    ColumnTransformers were fitted on (made on first use, for models that want one)."""
+    and lexicon evidence (`numbers`, texts x NUMBER_COLUMNS; None for rows read from a frame that has only texts)
+    and its source. Cheap to make and to read, which is most of a single text's time when it goes through pandas;
+    `frame` is the same rows as a DataFrame (the one they were read from, or made on first use), for models that
+    want one."""
 
     texts: list[str]
-    numbers: np.ndarray
+    numbers: np.ndarray | None
     sources: list[str]
+    source_frame: pd.DataFrame | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, rows: "FeatureRows | pd.DataFrame") -> "FeatureRows":
-        """`rows` itself, or the rows of a feature frame (training and evaluation build DataFrames)."""
+        """`rows` itself, or the rows of a DataFrame (training and evaluation build feature frames)."""
         if isinstance(rows, FeatureRows):
             return rows
-        return cls(rows["text"].tolist(), rows[NUMBER_COLUMNS].to_numpy(dtype=float), rows["source"].tolist())
+        numbers = rows[NUMBER_COLUMNS].to_numpy(dtype=float) if set(NUMBER_COLUMNS) <= set(rows.columns) else None
+        sources = rows["source"].tolist() if "source" in rows.columns else [UNKNOWN_SOURCE] * len(rows)
+        return cls(rows["text"].tolist(), numbers, sources, rows)
 
     def __len__(self) -> int:
         return len(self.texts)
 
-    def column(self, name: str) -> np.ndarray:
-        return self.numbers[:, NUMBER_COLUMNS.index(name)]
-
     def columns(self, names) -> np.ndarray:
+        """The named number columns (a copy), texts x names."""
+        if self.numbers is None:
+            return self.frame[list(names)].to_numpy(dtype=float)
         return self.numbers[:, [NUMBER_COLUMNS.index(n) for n in names]]
 
     def take(self, indices) -> "FeatureRows":
         indices = list(indices)
-        return FeatureRows([self.texts[i] for i in indices], self.numbers[indices], [self.sources[i] for i in indices])
+        frame = None if self.source_frame is None else self.source_frame.iloc[indices].reset_index(drop=True)
+        return FeatureRows([self.texts[i] for i in indices], None if self.numbers is None else self.numbers[indices],
+                           [self.sources[i] for i in indices], frame)
 
     @property
     def frame(self) -> pd.DataFrame:
-        frame = self.__dict__.get("_frame")
-        if frame is None:
-            frame = pd.DataFrame(self.numbers, columns=NUMBER_COLUMNS)  # one float block, built at once
-            frame.insert(0, "text", self.texts)
+        if self.source_frame is None:
+            frame = pd.DataFrame({"text": self.texts})
+            if self.numbers is not None:  # one float block, built at once
+                frame = pd.concat([frame, pd.DataFrame(self.numbers, columns=NUMBER_COLUMNS)], axis=1)
             frame["source"] = self.sources
-            self.__dict__["_frame"] = frame
-        return frame
+            self.source_frame = frame
+        return self.source_frame
 
 
 def feature_rows(texts, analyses, sources=None) -> FeatureRows:
@@ -380,7 +386,7 @@ def transform_rows(preprocessor: ColumnTransformer, rows: FeatureRows):
     ColumnTransformer's per-call checks and pandas selections (most of a single text's time). The vectorisers read
     the texts, the scalers do what MinMaxScaler.transform does, the source's one-hot rows are looked up once per
     distinct source. Any other preprocessor goes through its own transform."""
-    if not getattr(preprocessor, "sparse_output_", False):
+    if not getattr(preprocessor, "sparse_output_", False) or rows.numbers is None:
         return preprocessor.transform(rows.frame)
     blocks = []
     for name, transformer, columns in preprocessor.transformers_:

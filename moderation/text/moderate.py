@@ -68,8 +68,8 @@ def preprocess(texts: list[str], text_model: TextModel, thresholds, blocklist, a
     lexicon = default_lexicon().with_user_terms(blocklist, allowlist)
     analyses = [analyze(t, lexicon) for t in texts]
     rows = feature_rows(texts, analyses)  # statistics need the text the analysis was made from: all of it
-    rows.texts = [t[:MAX_MODEL_CHARS] for t in rows.texts]
-    return Batch(texts, limits, analyses, rows)
+    return Batch(texts, limits, analyses, FeatureRows([t[:MAX_MODEL_CHARS] for t in rows.texts], rows.numbers,
+                                                      rows.sources))
 
 
 def score(text_model: TextModel, batch: Batch) -> np.ndarray:

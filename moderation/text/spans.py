@@ -655,9 +655,11 @@ def _occlusion_spans(model, rows: FeatureRows, analyses, proba, flagged_sets, in
         owners.extend([i] * len(words))
     if not variant_texts:
         return
-    variants = rows.take(owners)  # one set of rows for the batch, not one per word
-    variants.texts = variant_texts
-    variants.numbers[:, [NUMBER_COLUMNS.index(c) for c in LEXICON_COLUMNS]] = np.asarray(variant_lexicon, dtype=float)
+    numbers = None
+    if rows.numbers is not None:  # one set of rows for the batch, not one per word
+        numbers = rows.numbers[owners]
+        numbers[:, [NUMBER_COLUMNS.index(c) for c in LEXICON_COLUMNS]] = np.asarray(variant_lexicon, dtype=float)
+    variants = FeatureRows(variant_texts, numbers, [rows.sources[i] for i in owners])
     variant_proba = model.predict_proba(variants)
     for i, (words, offset) in words_per_text.items():
         drops = proba[i] - variant_proba[offset:offset + len(words)]
