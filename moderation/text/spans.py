@@ -357,6 +357,21 @@ def _unigrams(view: LinearView, tokens) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray([c for c, _ in found], dtype=np.int64), np.asarray([u for _, u in found], dtype=np.int64)
 
 
+def _gathered(arrays: list[np.ndarray], occurrences: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.concatenate([arrays[i] for i in occurrences])` (rows of 2-D arrays), and each occurrence's length, from
+    one concatenation of the distinct arrays and one gather."""
+    sizes = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    if not occurrences.size:
+        empty = arrays[0][:0] if arrays else _NONE
+        return empty, np.zeros(0, dtype=np.int64)
+    flat = np.concatenate(arrays)
+    starts = np.cumsum(sizes) - sizes
+    per_occurrence = sizes[occurrences]
+    ends = np.cumsum(per_occurrence)
+    index = np.repeat(starts[occurrences] - (ends - per_occurrence), per_occurrence) + np.arange(ends[-1])
+    return flat[index], per_occurrence
+
+
 def _tfidf_shares(vectorizer, docs, cols, owners, weights, n_docs, n_units, with_output: bool = False):
     """(units x vocabulary) matrix of each word's share of the vectorizer's output, and with `with_output` the
     output itself (docs x vocabulary, equal to `vectorizer.transform`; else None). One entry per (occurrence, word)
@@ -428,7 +443,11 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
     cache = view.chunk_cache
     get = cache.get
     n_docs = len(texts)
-    chunks, bases, chunks_per_doc, lengths, irregular = [], [], [], [], {}
+    # Each chunk occurrence is a slot into `distinct` (this batch's distinct chunks): the per-chunk arrays are put
+    # together once per distinct chunk and gathered for the occurrences with numpy, not once per occurrence.
+    slots: dict[str, int] = {}
+    distinct: list[_Chunk] = []
+    occurrences, bases, chunks_per_doc, lengths, irregular = [], [], [], [], {}
     n_units = 0
     word_docs, word_cols, word_owners, word_weights = [], [], [], []
     words_vocabulary = view.words.vocabulary_ if view.words is not None else {}
@@ -447,11 +466,17 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
                 if infos[k] is None:
                     infos[k] = cache[part] = _chunk_info(view, part)
         if " ".join(parts) != lowered:  # not single-spaced: where each chunk starts, found the slow way
-            irregular[len(chunks)] = [m.start() for m in _CHUNK.finditer(lowered)]
+            irregular[len(occurrences)] = [m.start() for m in _CHUNK.finditer(lowered)]
+        ids = [slots.setdefault(part, len(slots)) for part in parts]
+        if len(slots) > len(distinct):  # new slots are numbered in order of first appearance
+            for k, slot in enumerate(ids):
+                if slot == len(distinct):
+                    distinct.append(infos[k])
+        occurrences.extend(ids)
         lengths.extend(map(len, parts))
         chunks_per_doc.append(len(parts))
         doc_bases = list(accumulate([info.n_units for info in infos], initial=n_units))
-        chunks.extend(infos), bases.extend(doc_bases[:-1])
+        bases.extend(doc_bases[:-1])
         n_units = doc_bases[-1]
         if bigrams:
             tokens = [(t, base + u if u >= 0 else -1) for info, base in zip(infos, doc_bases) for t, u in info.tokens]
@@ -473,9 +498,10 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
     chunk_docs = np.repeat(np.arange(n_docs), chunks_per_doc)
     bases = np.asarray(bases, dtype=np.int64)
     per_chunk = np.diff(np.append(bases, n_units))
-    if chunks:
-        bounds = np.concatenate([c.bounds for c in chunks]) + np.repeat(ats, per_chunk)[:, None]
-        content = np.concatenate([c.content for c in chunks])
+    occurrences = np.asarray(occurrences, dtype=np.int64)
+    if occurrences.size:
+        bounds = _gathered([c.bounds for c in distinct], occurrences)[0] + np.repeat(ats, per_chunk)[:, None]
+        content = _gathered([c.content for c in distinct], occurrences)[0]
     else:
         bounds, content = np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=bool)
     starts, ends = bounds[:, 0], bounds[:, 1]
@@ -506,27 +532,25 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
     n_categories = view.weights.shape[1]
     shares = np.zeros((n_all, n_categories))
     outputs = {}
-    if view.chars is not None and chunks:
-        cols = np.concatenate([c.char_cols for c in chunks])
-        lengths = np.fromiter((c.char_cols.size for c in chunks), dtype=np.int64, count=len(chunks))
-        kinds = np.fromiter((c.kind for c in chunks), dtype=np.int64, count=len(chunks))
+    if view.chars is not None and occurrences.size:
+        cols, lengths = _gathered([c.char_cols for c in distinct], occurrences)
+        kinds = np.fromiter((c.kind for c in distinct), dtype=np.int64, count=len(distinct))[occurrences]
         owners = np.repeat(np.where(kinds == 0, bases, -1), lengths)
         weights = np.ones(cols.size)
         offsets = np.cumsum(lengths) - lengths
         for k in np.flatnonzero(kinds == 1).tolist():
-            chunk, at, size = chunks[k], int(offsets[k]), int(lengths[k])
+            chunk, at, size = distinct[occurrences[k]], int(offsets[k]), int(lengths[k])
             owners[at:at + size] = chunk.char_owners + bases[k]
             weights[at:at + size] = chunk.char_weights
         char_shares, outputs["chars"] = _tfidf_shares(view.chars, np.repeat(chunk_docs, lengths), cols, owners,
                                                       weights, n_docs, n_all, return_outputs)
         shares += char_shares @ view.weights[view.chars_slice]
     if view.words is not None:
-        counts = np.fromiter((c.word_cols.size for c in chunks), dtype=np.int64, count=len(chunks))
-        local = np.concatenate([c.word_owners for c in chunks]) if chunks else _NONE
+        local, counts = _gathered([c.word_owners for c in distinct], occurrences)
         unigram_owners = np.where(local >= 0, local + np.repeat(bases, counts), -1)
         unigram_docs = np.repeat(chunk_docs, counts)
         docs = np.concatenate([unigram_docs, np.asarray(word_docs, dtype=np.int64)])
-        cols = np.concatenate([np.concatenate([c.word_cols for c in chunks]) if chunks else _NONE,
+        cols = np.concatenate([_gathered([c.word_cols for c in distinct], occurrences)[0],
                                np.asarray(word_cols, dtype=np.int64)])
         owners = np.concatenate([unigram_owners, np.asarray(word_owners, dtype=np.int64)])
         weights = np.concatenate([np.ones(unigram_docs.size), np.asarray(word_weights, dtype=float)])
