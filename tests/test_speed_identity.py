@@ -63,3 +63,20 @@ def test_the_cycle_collector_is_left_as_the_caller_had_it():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_the_fast_feature_matrix_and_scores_equal_scikit_learns(texts):
+    """transform_rows is the ColumnTransformer's transform without its overhead, and the stacked one-vs-rest
+    logistic regression gives each binary model's predict_proba: the same floats, not just close ones."""
+    import numpy as np
+
+    from moderation.text.classical import classifier_proba, positive_proba
+    from moderation.text.features import FeatureRows, analyze, feature_frame, transform_rows
+
+    model = registry.get_text_model(PINNED_MODEL)
+    (_, features), (_, classifier) = model.pipeline.steps
+    frame = feature_frame(texts, [analyze(t) for t in texts])
+    ours, reference = transform_rows(features, FeatureRows.of(frame)), features.transform(frame)
+    for part in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(ours, part), getattr(reference, part))
+    assert np.array_equal(classifier_proba(classifier, ours), positive_proba(classifier, reference))
