@@ -446,7 +446,7 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
     # Each chunk occurrence is a slot into `distinct` (this batch's distinct chunks): the per-chunk arrays are put
     # together once per distinct chunk and gathered for the occurrences with numpy, not once per occurrence.
     slots: dict[str, int] = {}
-    distinct: list[_Chunk] = []
+    distinct: dict[str, _Chunk] = {}
     occurrences, bases, chunks_per_doc, lengths, irregular = [], [], [], [], {}
     n_units = 0
     word_docs, word_cols, word_owners, word_weights = [], [], [], []
@@ -467,12 +467,8 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
                     infos[k] = cache[part] = _chunk_info(view, part)
         if " ".join(parts) != lowered:  # not single-spaced: where each chunk starts, found the slow way
             irregular[len(occurrences)] = [m.start() for m in _CHUNK.finditer(lowered)]
-        ids = [slots.setdefault(part, len(slots)) for part in parts]
-        if len(slots) > len(distinct):  # new slots are numbered in order of first appearance
-            for k, slot in enumerate(ids):
-                if slot == len(distinct):
-                    distinct.append(infos[k])
-        occurrences.extend(ids)
+        occurrences.extend([slots.setdefault(part, len(slots)) for part in parts])
+        distinct.update(zip(parts, infos))  # same order as the slots: first appearance
         lengths.extend(map(len, parts))
         chunks_per_doc.append(len(parts))
         doc_bases = list(accumulate([info.n_units for info in infos], initial=n_units))
@@ -498,7 +494,7 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
     chunk_docs = np.repeat(np.arange(n_docs), chunks_per_doc)
     bases = np.asarray(bases, dtype=np.int64)
     per_chunk = np.diff(np.append(bases, n_units))
-    occurrences = np.asarray(occurrences, dtype=np.int64)
+    occurrences, distinct = np.asarray(occurrences, dtype=np.int64), list(distinct.values())
     if occurrences.size:
         bounds = _gathered([c.bounds for c in distinct], occurrences)[0] + np.repeat(ats, per_chunk)[:, None]
         content = _gathered([c.content for c in distinct], occurrences)[0]
