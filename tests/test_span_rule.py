@@ -17,6 +17,7 @@ def test_the_span_rule_is_the_best_on_our_span_data():
 
 def test_a_stricter_rule_shows_fewer_words():
     text = "shut up you pathetic worthless idiot, nobody wants you here"
+    chosen = spans.LINEAR_RULE
     with span_rule.linear_rule(spans.LinearSpanRule(relative=0.1, floor=0.1)):
         loose = span_rule.moderate_text(text).spans
     with span_rule.linear_rule(spans.LinearSpanRule(relative=1.0, floor=0.1)):
@@ -26,4 +27,4 @@ def test_a_stricter_rule_shows_fewer_words():
         return sum("model" in s.source.split("+") for s in found)
 
     assert 0 < model_words(strict) < model_words(loose)
-    assert spans.LINEAR_RULE == spans.LinearSpanRule(relative=0.8, floor=1.5)  # restored after each block
+    assert spans.LINEAR_RULE == chosen  # restored after each block
