@@ -141,7 +141,6 @@ def lexicon_features(matches) -> list[float]:
 
 
 NUMBER_COLUMNS = [*STAT_COLUMNS, *LEXICON_COLUMNS]
-FRAME_COLUMNS = ["text", *NUMBER_COLUMNS, "source"]
 
 
 @dataclass
