@@ -348,22 +348,28 @@ class Lexicon:
     """A compiled set of terms; `find` returns every non-overlapping match, longest term first."""
 
     def __init__(self, entries: Iterable[LexiconEntry], allow_terms: Iterable[str] = (),
-                 caller_allow_terms: Iterable[str] = ()):
+                 caller_allow_terms: Iterable[str] = (), bundled_like: "Lexicon | None" = None):
+        """bundled_like: a lexicon with the same bundled (LEXICON) entries, whose compiled scan and per-chunk
+        results are shared instead of built again (a caller's terms extend the default lexicon per request)."""
         self.entries = tuple(entries)
         self.allow_terms = tuple(dict.fromkeys(t for t in allow_terms if t.strip()))
         self.caller_allow_terms = tuple(dict.fromkeys(t for t in caller_allow_terms if t.strip()))
         # The bundled terms and a caller's blocklist are scanned apart, so a caller's term flags its category even
         # where a bundled term covers the same words ("fuck" inside the bundled "*fuck*").
+        bundled = [e for e in self.entries if e.source == LEXICON]
+        shared = bundled_like is not None and [e for e in bundled_like.entries if e.source == LEXICON] == bundled
         self._scanners = [
-            _compile_terms([e for e in self.entries if e.source == LEXICON], term_pattern),
+            bundled_like._scanners[0] if shared else _compile_terms(bundled, term_pattern),
             _compile_terms([e for e in self.entries if e.source == BLOCKLIST], caller_term_pattern),
         ]
         allow = [*((t, LEXICON) for t in self.allow_terms), *((t, BLOCKLIST) for t in self.caller_allow_terms)]
         self._allow_regex = _allow_regex(allow) if allow else None
         self._allow_chunks = {} if all(len(t.split()) == 1 for t, _ in allow) else None
         by_char, groups = self._scanners[0]
-        self._bundled = _ChunkScanner(by_char, groups, [e for e in self.entries if e.source == LEXICON]) \
-            if by_char else None
+        if shared:
+            self._bundled = bundled_like._bundled
+        else:
+            self._bundled = _ChunkScanner(by_char, groups, bundled) if by_char else None
 
     def allowed_spans(self, normalized: str) -> list[tuple[int, int]]:
         """Where allowlisted words lie in `normalized`: sorted, disjoint (start, end) pairs."""
@@ -420,7 +426,7 @@ class Lexicon:
 
 @lru_cache(maxsize=64)
 def _extended(base: Lexicon, extra: tuple[LexiconEntry, ...], allow: tuple[str, ...]) -> Lexicon:
-    return Lexicon(base.entries + extra, base.allow_terms, base.caller_allow_terms + allow)
+    return Lexicon(base.entries + extra, base.allow_terms, base.caller_allow_terms + allow, bundled_like=base)
 
 
 def _user_entries(blocklist) -> list[LexiconEntry]:

@@ -128,3 +128,15 @@ def test_the_per_chunk_scan_finds_what_the_whole_text_scan_finds(pieces):
     text = normalize("".join(word + gap for word, gap in pieces)).text
     whole = _scan(text, *lexicon._scanners[0], lexicon.allowed_spans(text))
     assert [(m.start, m.end, m.term) for m in lexicon.find(text)] == [(m.start, m.end, m.term) for m in whole]
+
+
+def test_a_callers_terms_reuse_the_bundled_scan():
+    """Extending the default lexicon per request shares its compiled bundled terms and remembered chunks, and finds
+    the same bundled matches plus the caller's."""
+    base = default_lexicon()
+    extended = base.with_user_terms(["pineapple pizza"], ["cumming"])
+    assert extended._bundled is base._bundled and extended._scanners[0] is base._scanners[0]
+    text = normalize("you idiot, pineapple pizza is shit").text
+    found = [(m.start, m.term) for m in extended.find(text)]
+    callers = [(text.index("pineapple"), "pineapple pizza")]
+    assert found == sorted([(m.start, m.term) for m in base.find(text)] + callers)
