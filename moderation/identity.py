@@ -129,6 +129,14 @@ def swap_identity(text: str, salt: int = 0) -> str | None:
     return regex.sub(replace, text)
 
 
+def counterfactual_key(text: str) -> str:
+    """`text` lower-cased with every mention that `swap_identity` would swap replaced by one placeholder: a text and
+    its counterfactual copies share the key, so cross-validation can keep them in one fold (a copy in the training
+    folds would otherwise score its twin, and out-of-fold scores of group-naming texts would look better than
+    they are)."""
+    return _swap_regex()[0].sub("\x00", text).lower()
+
+
 def with_counterfactuals(frame, text_column: str = "text", id_column: str = "id"):
     """`frame` (a DataFrame) plus, for every row whose text names a group, a copy with the groups swapped
     (`swap_identity`), labels and other columns unchanged and the id suffixed "~swap". Train-split only."""

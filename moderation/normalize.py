@@ -5,6 +5,9 @@ yet report spans in the text the user actually wrote. `normalize` therefore retu
 together with `origin`: for every normalised character, the index of the original character it came from.
 
 Steps, in order (each is idempotent, so normalising twice changes nothing):
+0. HTML character references decoded ("&amp;" -> "&", "&#8220;" -> a quotation mark, "&#128514;" -> the emoji):
+   text taken from web pages and social-media APIs carries them, and their digits would read as a number.
+   (Applied after the other steps too, until none is left: text escaped twice decodes fully.)
 1. Unicode NFKC per character (full-width letters, ligatures, styled maths letters), accents stripped,
    zero-width and control characters dropped.
 2. Homoglyph folding of Cyrillic/Greek look-alikes, only inside words that mix them with Latin letters or
@@ -18,6 +21,7 @@ Steps, in order (each is idempotent, so normalising twice changes nothing):
 """
 from __future__ import annotations
 
+import html
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -179,6 +183,30 @@ def _collapse_repeats(text: str, origin: list[int] | None) -> tuple[str, list[in
     return "".join(out_c) + text[done:], out_o + list(origin[done:])
 
 
+#: An HTML character reference: named ("&amp;"), decimal ("&#8220;") or hexadecimal ("&#x1F602;"), with its ";".
+_CHARACTER_REFERENCE = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
+
+
+def _decode_references(text: str) -> tuple[str, list[int]] | None:
+    """`text` with its HTML character references decoded and, per decoded character, the index of the original
+    character it came from (a reference's characters all come from its "&"); None when it has none that decode."""
+    decoded, origin, done = [], [], 0
+    for match in _CHARACTER_REFERENCE.finditer(text):
+        value = html.unescape(match.group())
+        if value == match.group():
+            continue  # not a reference HTML knows ("&nbsp" is, "&lol;" is not): kept as written
+        decoded.append(text[done:match.start()])
+        origin += range(done, match.start())
+        decoded.append(value)
+        origin += [match.start()] * len(value)
+        done = match.end()
+    if not decoded:
+        return None
+    decoded.append(text[done:])
+    origin += range(done, len(text))
+    return "".join(decoded), origin
+
+
 def normalize(text: str) -> Normalized:
     """Normalise `text` for matching and features; see the module docstring for the steps.
 
@@ -187,6 +215,18 @@ def normalize(text: str) -> Normalized:
     """
     if not isinstance(text, str):
         raise TypeError(f"normalize() expects str, got {type(text).__name__}")
+    result = _normalize_decoded(text)
+    # Decoded until none is left, so that normalising twice changes nothing: text escaped twice ("&amp;lt;"), or a
+    # reference that step 1 spells out ("＆amp;" -> "&amp;"), decodes again; each round shortens the text.
+    while "&" in result.text and (references := _decode_references(result.text)) is not None:
+        decoded, decoded_origin = references
+        inner = _normalize_decoded(decoded)
+        result = Normalized(inner.text, tuple(result.origin[decoded_origin[i]] for i in inner.origin), text)
+    return result
+
+
+def _normalize_decoded(text: str) -> Normalized:
+    """`normalize` from step 1 on."""
     if text.isascii() and _ASCII_CONTROL.search(text) is None:
         if _SPACED_RUN.search(text) is None:
             return _normalize_by_piece(text)

@@ -51,6 +51,21 @@ def test_identity_swaps_keep_the_sentence_and_change_the_group():
     assert len(augmented) == 3 and augmented.iloc[2]["id"] == "x~swap" and augmented.iloc[2]["hate"] == 1
 
 
+def test_cross_validation_keeps_a_text_and_its_counterfactual_copy_in_one_fold():
+    from moderation.text.classical import CV_FOLDS, cv_folds
+
+    texts = ["Muslims are vermin", "Sikh families run the bakery", "see you at six", "Deaf people vote too",
+             "the bus was late", "Gay people are welcome here", "ok", "Roma kids won the quiz", "new phone who dis"]
+    frame = with_counterfactuals(pd.DataFrame({"id": [f"t{i}" for i in range(len(texts))], "text": texts}))
+    folds = cv_folds(frame)
+    assert len(folds) == CV_FOLDS
+    fold_of = {row: k for k, (_, validation) in enumerate(folds) for row in validation}
+    assert sorted(fold_of) == list(range(len(frame)))
+    for i, key in enumerate(frame["id"]):
+        if key.endswith("~swap"):
+            assert fold_of[i] == fold_of[frame.index[frame["id"] == key[:-5]][0]], frame["text"][i]
+
+
 @pytest.fixture(scope="module")
 def default_results():
     return run_suite("default")

@@ -69,6 +69,21 @@ def test_offsets_point_back_at_what_was_written():
     assert raw[a:b] == "f.u.c.k"
 
 
+def test_html_character_references_are_read_as_the_characters_they_stand_for():
+    # Tweets and comments taken from web pages and APIs arrive escaped; their digits must not read as numbers.
+    assert normalize_text("&#8220;@sam: you&#8217;re late&#8221; &amp; so what &#128514;") == \
+        "\u201c@sam: you\u2019re late\u201d & so what \U0001f602"
+    assert normalize_text("f&#117;ck") == "fuck"
+    assert normalize_text("&amp;lt;3") == "<3"  # escaped twice: decoded until none is left
+    assert normalize_text("AT&T &lol; &ampx") == "at&t &lol; &ampx"  # not references: kept as written
+    raw = "so &#8220;idiot&#8221; &amp; worse"
+    norm = normalize(raw)
+    a, b = norm.original_span(norm.text.index("idiot"), norm.text.index("idiot") + 5)
+    assert raw[a:b] == "idiot"
+    a, b = norm.original_span(0, len(norm.text))
+    assert raw[a:b] == raw
+
+
 def test_rejects_non_strings():
     with pytest.raises(TypeError):
         normalize(b"bytes")
@@ -87,7 +102,8 @@ def test_origin_map_stays_inside_the_original(text):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.characters(codec="utf-8")) | st.text(alphabet="fuckshit1!@$*. 0345іоаеk"))
+@given(st.text(alphabet=st.characters(codec="utf-8")) | st.text(alphabet="fuckshit1!@$*. 0345іоаеk")
+       | st.text(alphabet="&＆#;amplt0123x ."))
 def test_normalising_twice_changes_nothing(text):
     once = normalize_text(text)
     assert normalize_text(once) == once

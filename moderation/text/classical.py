@@ -24,7 +24,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import f1_score
-from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.model_selection import GridSearchCV, GroupKFold
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
@@ -32,6 +32,7 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..identity import counterfactual_key
 from ..taxonomy import DEFAULT_THRESHOLD, TEXT_CATEGORIES
 from .cache import data_version
 from .features import FeatureRows, build_preprocessor, transform_rows
@@ -159,9 +160,16 @@ def tune_thresholds(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     return thresholds
 
 
+def cv_folds(X) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (train, validation) index pairs every cross-validation of a feature frame uses: CV_FOLDS shuffled folds
+    in which a text and its counterfactual copies (`identity.counterfactual_key`) always fall together."""
+    groups = np.unique([counterfactual_key(t) for t in X["text"]], return_inverse=True)[1]
+    return list(GroupKFold(CV_FOLDS, shuffle=True, random_state=SEED).split(np.zeros(len(groups)), groups=groups))
+
+
 def out_of_fold_proba(pipeline: Pipeline, X, y: np.ndarray) -> np.ndarray:
     proba = np.zeros(y.shape, dtype=float)
-    for train_idx, val_idx in KFold(CV_FOLDS, shuffle=True, random_state=SEED).split(X):
+    for train_idx, val_idx in cv_folds(X):
         fitted = clone(pipeline).fit(X.iloc[train_idx], y[train_idx])
         proba[val_idx] = positive_proba(fitted, X.iloc[val_idx])
     return proba
@@ -239,7 +247,7 @@ def grid_search(spec: ModelSpec, X, y: np.ndarray) -> tuple[dict, list[dict], fl
         # The feature step only depends on the fold, not on the classifier's parameters: fit it once per fold.
         pipeline = spec.pipeline().set_params(memory=joblib.Memory(cache, verbose=0))
         search = GridSearchCV(pipeline, spec.param_grid, scoring="f1_macro",
-                              cv=KFold(CV_FOLDS, shuffle=True, random_state=SEED), n_jobs=1, refit=False)
+                              cv=cv_folds(X), n_jobs=1, refit=False)
         search.fit(X, y)
     results = [
         {"params": {k.split("__")[-1]: v for k, v in params.items()}, "mean_f1_macro": round(float(mean), 4),
