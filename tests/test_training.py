@@ -70,6 +70,18 @@ def test_thresholds_maximise_f1_on_what_they_see():
     assert thresholds["spam"] == 0.5  # no positives: the default
 
 
+def test_among_thresholds_f1_cannot_tell_apart_the_one_with_fewest_false_alarms_is_chosen():
+    k = len(TEXT_CATEGORIES)
+    rng = np.random.default_rng(0)
+    y = np.zeros((2000, k), dtype=int)
+    y[:200, 0] = 1
+    proba = np.zeros((2000, k))
+    proba[:200, 0] = rng.uniform(0.8, 1.0, 200)  # every positive above 0.8, every negative below 0.3
+    proba[200:, 0] = rng.uniform(0.0, 0.3, 1800)
+    threshold = tune_thresholds(y, proba)["self_harm"]
+    assert 0.7 <= threshold <= 0.8  # F1 is 1.0 from 0.3 to 0.8: the top of the plateau, not the middle
+
+
 def test_keep_params_refits_the_recorded_winner_without_searching(small_slice, monkeypatch):
     (X, y), (X_test, y_test) = small_slice
     from moderation.text import classical
