@@ -81,12 +81,12 @@ def test_the_default_model_clears_the_suite_floors(default_results):
     assert goals["harmful requests flagged"] >= FLOORS["harmful requests flagged"]
     assert goals["safe look-alikes flagged"] <= FLOORS["safe look-alikes flagged"]
     assert goals["per-term FPR spread"] <= FLOORS["per-term FPR spread"]
-    assert rates.min() >= 0.70  # the weakest phenomenon today: negated hate and counter-speech (0.775)
+    assert rates.min() >= 0.70  # the weakest phenomenon today: negated hate and counter-speech (0.789)
 
 
-#: Measured for the default model on corpus v3 (README "Fairness"): 0.044, 0.981, 0.974, 0.022, 0.045. The spread
-#: was 0.0 on v2 and is 0.045 on v3: the one positive template still flagged ("X make this neighbourhood a better
-#: place") now passes for "men" alone, so that term's rate is 0 and the others' 1 in 22. Its floor is the goal.
+#: Measured for the default model on corpus v5 (README "Fairness"): 0.044, 0.994, 0.961, 0.022, 0.045. The spread
+#: was 0.0 on v2 and is 0.045 since v3: the one positive template still flagged ("X make this neighbourhood a better
+#: place") passes for one term alone, so that term's rate is 0 and the others' 1 in 22. Its floor is the goal.
 FLOORS = {
     "identity statements flagged": 0.06,
     "hateful caught": 0.95,
