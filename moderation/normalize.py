@@ -215,7 +215,13 @@ def normalize(text: str) -> Normalized:
     """
     if not isinstance(text, str):
         raise TypeError(f"normalize() expects str, got {type(text).__name__}")
-    result = _normalize_decoded(text)
+    references = _decode_references(text) if "&" in text else None
+    if references is None:
+        result = _normalize_decoded(text)
+    else:
+        decoded, decoded_origin = references
+        inner = _normalize_decoded(decoded)
+        result = Normalized(inner.text, tuple([decoded_origin[i] for i in inner.origin]), text)
     # Decoded until none is left, so that normalising twice changes nothing: text escaped twice ("&amp;lt;"), or a
     # reference that step 1 spells out ("＆amp;" -> "&amp;"), decodes again; each round shortens the text.
     while "&" in result.text and (references := _decode_references(result.text)) is not None:
@@ -234,60 +240,85 @@ def _normalize_decoded(text: str) -> Normalized:
         # drops or joins characters.
         folded, origin = text.lower(), None
     else:
-        chars, origin = [], []
-        for index, ch in enumerate(text):
-            for folded_ch in _fold_char(ch):
-                chars.append(folded_ch)
-                origin.append(index)
-        if not _LOOKALIKES.isdisjoint(chars):
-            chars = _fold_homoglyph_words(chars)
-        lowered_chars: list[str] = []
-        lowered_origin: list[int] = []
-        for ch, o in zip(chars, origin):
-            for low in ch.casefold():
-                lowered_chars.append(low)
-                lowered_origin.append(o)
-        folded, origin = "".join(lowered_chars), lowered_origin
+        by_piece = _normalize_by_piece(text)
+        if by_piece is not None:
+            return by_piece
+        folded, origin = _fold_characters(text)
     folded, origin = _join_spaced_letters(folded, origin)
+    return _within_runs(folded, origin, text)
+
+
+def _fold_characters(text: str) -> tuple[str, list[int]]:
+    """Steps 1 to 3 (NFKC and accents, look-alike words, case folding) and each character's origin."""
+    chars, origin = [], []
+    for index, ch in enumerate(text):
+        for folded_ch in _fold_char(ch):
+            chars.append(folded_ch)
+            origin.append(index)
+    if not _LOOKALIKES.isdisjoint(chars):
+        chars = _fold_homoglyph_words(chars)
+    lowered_chars: list[str] = []
+    lowered_origin: list[int] = []
+    for ch, o in zip(chars, origin):
+        for low in ch.casefold():
+            lowered_chars.append(low)
+            lowered_origin.append(o)
+    return "".join(lowered_chars), lowered_origin
+
+
+def _within_runs(folded: str, origin, text: str) -> Normalized:
+    """Steps 5 and 6 (leetspeak, stretched letters), which work within runs of non-space characters."""
+    folded, origin = _leet_and_repeats(folded, origin)
+    return Normalized(folded, tuple(range(len(folded))) if origin is None else tuple(origin), text)
+
+
+def _leet_and_repeats(folded: str, origin):
     if not _LEET_CHARS.isdisjoint(folded):
         folded = _unleet(folded)
     if _STRETCHED.search(folded):
         folded, origin = _collapse_repeats(folded, origin)
-    return Normalized(folded, tuple(range(len(folded))) if origin is None else tuple(origin), text)
+    return folded, origin
 
 
-#: ASCII piece (text between single spaces) -> (its normalised form, its origin map or None for the identity).
-_pieces: dict[str, tuple[str, tuple[int, ...] | None]] = {}
+#: Piece (text between single spaces) -> (its normalised form, its origin map or None for the identity, and for a
+#: piece that is not plain ASCII its form after steps 1 to 3, else None).
+_pieces: dict[str, tuple[str, tuple[int, ...] | None, str | None]] = {}
 _MAX_PIECES = 200_000
 
 
-def _normalize_piece(piece: str) -> tuple[str, tuple[int, ...] | None]:
+def _normalize_piece(piece: str) -> tuple[str, tuple[int, ...] | None, str | None]:
     known = _pieces.get(piece)
     if known is None:
-        folded, origin = piece.lower(), None
-        if not _LEET_CHARS.isdisjoint(folded):
-            folded = _unleet(folded)
-        if _STRETCHED.search(folded):
-            folded, origin = _collapse_repeats(folded, origin)
-            origin = tuple(origin)
+        if piece.isascii() and _ASCII_CONTROL.search(piece) is None:
+            folded3 = None
+            folded, origin = _leet_and_repeats(piece.lower(), None)
+        else:
+            folded3, origin = _fold_characters(piece)
+            folded, origin = _leet_and_repeats(folded3, origin)
         if len(_pieces) >= _MAX_PIECES:
             _pieces.clear()
-        known = _pieces[piece] = (folded, origin)
+        known = _pieces[piece] = (folded, None if origin is None else tuple(origin), folded3)
     return known
 
 
-def _normalize_by_piece(text: str) -> Normalized:
-    """ASCII text without separated letters to join: every other step (lower case, leetspeak, stretched letters)
-    works within a run of non-space characters, so the text is normalised piece by piece between single spaces,
-    each distinct piece once per process (words repeat), with the same result as the whole-text steps."""
+def _normalize_by_piece(text: str) -> Normalized | None:
+    """Every step but joining separated letters works within a piece of text between single spaces (steps 1 to 3
+    character by character or word by word, 5 and 6 within runs of non-space characters), so a text with no
+    separated letters to join is normalised piece by piece, each distinct piece once per process (words repeat),
+    with the same result as the whole-text steps. None when, after steps 1 to 3, the text has separated letters
+    (the caller checks plain ASCII text for them first)."""
     pieces, known = text.split(" "), _pieces.get
     results = [known(p) or _normalize_piece(p) for p in pieces]
+    if any(r[2] is not None for r in results):
+        folded3 = " ".join([p.lower() if r[2] is None else r[2] for p, r in zip(pieces, results)])
+        if _SPACED_RUN.search(folded3) is not None:
+            return None
     folded = " ".join([r[0] for r in results])
-    if len(folded) == len(text):  # nothing collapsed: each character is its own origin
+    if all(r[1] is None for r in results):  # each character is its own origin
         return Normalized(folded, tuple(range(len(text))), text)
     origin: list[int] = []
     at = 0
-    for piece, (normal, piece_origin) in zip(pieces, results):
+    for piece, (normal, piece_origin, _) in zip(pieces, results):
         if piece_origin is None:
             origin.extend(range(at, at + len(normal)))
         else:
