@@ -215,20 +215,20 @@ def normalize(text: str) -> Normalized:
     """
     if not isinstance(text, str):
         raise TypeError(f"normalize() expects str, got {type(text).__name__}")
-    references = _decode_references(text) if "&" in text else None
-    if references is None:
-        result = _normalize_decoded(text)
-    else:
-        decoded, decoded_origin = references
-        inner = _normalize_decoded(decoded)
-        result = Normalized(inner.text, tuple([decoded_origin[i] for i in inner.origin]), text)
     # Decoded until none is left, so that normalising twice changes nothing: text escaped twice ("&amp;lt;"), or a
     # reference that step 1 spells out ("＆amp;" -> "&amp;"), decodes again; each round shortens the text.
-    while "&" in result.text and (references := _decode_references(result.text)) is not None:
-        decoded, decoded_origin = references
-        inner = _normalize_decoded(decoded)
-        result = Normalized(inner.text, tuple(result.origin[decoded_origin[i]] for i in inner.origin), text)
-    return result
+    source, origin = text, None  # origin: where in `text` each character of `source` came from (None: itself)
+    while True:
+        references = _decode_references(source) if "&" in source else None
+        if references is not None:
+            source, decoded_origin = references
+            origin = decoded_origin if origin is None else [origin[i] for i in decoded_origin]
+        result = _normalize_decoded(source)
+        if origin is not None:
+            result = Normalized(result.text, tuple([origin[i] for i in result.origin]), text)
+        if "&" not in result.text or _decode_references(result.text) is None:
+            return result
+        source, origin = result.text, result.origin
 
 
 def _normalize_decoded(text: str) -> Normalized:
