@@ -99,3 +99,27 @@ def test_an_unreadable_cached_model_is_refitted(tmp_path):
     atomic_write(path, pickle.dumps({"model": 1}))
     assert cache.read_cached_model(path) == {"model": 1}
     assert [p.name for p in path.parent.iterdir()] == ["logreg.joblib"], "a temporary file was left behind"
+
+
+@pytest.mark.parametrize("ngram_range", [(1, 3), (4, 6), (2, 5)])
+def test_batched_ngram_lookup_equals_scikit_learn_for_any_range(ngram_range):
+    """Words shorter than the smallest n (one n-gram: the padded word), characters outside the vocabulary's
+    alphabet, emoji and other planes: the integer keys find exactly the n-grams scikit-learn's analyser finds."""
+    train = [normalize(t).text for t in load_texts("train")["text"][:3000]]
+    vectorizer = WordCachedCharTfidf(ngram_range=ngram_range, min_df=1).fit(train)
+    docs = ODD_TEXTS + ["a b c", "ab x🙂y 𝔣𝔬𝔬 ∑∫", "zz zzz zzzz", "日本語 テキスト"] + train[:200]
+    ours = vectorizer.transform(docs)
+    reference = TfidfVectorizer.transform(vectorizer, docs)
+    assert abs(ours - reference).max() == 0.0
+    np.testing.assert_array_equal(ours.indices, reference.indices)
+    for word in ("a", "ab", "abcdefg", "🙂"):  # one word alone, shorter than the longest n-gram
+        one = TfidfVectorizer.transform(vectorizer, [word])
+        assert sorted(set(vectorizer._columns(word))) == sorted(one.indices.tolist())
+
+
+def test_an_alphabet_too_large_for_integer_keys_is_looked_up_word_by_word():
+    words = [chr(0x4E00 + i) + chr(0x4E00 + i + 1) for i in range(3000)]  # 3,001 characters: 12 bits x 6 > 63
+    vectorizer = WordCachedCharTfidf(ngram_range=(2, 6), min_df=1).fit([" ".join(words)])
+    assert vectorizer._keys() is None
+    docs = [" ".join(words[:50]), "一丁 x"]
+    assert abs(vectorizer.transform(docs) - TfidfVectorizer.transform(vectorizer, docs)).max() == 0.0

@@ -225,6 +225,17 @@ def _check_documents(vectorizer: TfidfVectorizer, raw_documents) -> None:
         raise ValueError("Iterable over raw text documents expected, string object received.")
 
 
+def _preprocessed(vectorizer: TfidfVectorizer, raw_documents) -> list[str]:
+    """What the vectorizer's preprocessor makes of each document: for texts with lower-casing alone (ours), str.lower
+    itself rather than scikit-learn's wrapper around it, one call per text."""
+    documents = list(raw_documents)
+    plain = vectorizer.input == "content" and vectorizer.preprocessor is None and vectorizer.strip_accents is None
+    if plain and all(isinstance(d, str) for d in documents):
+        return [d.lower() for d in documents] if vectorizer.lowercase else documents
+    preprocess = vectorizer.build_preprocessor()
+    return [preprocess(vectorizer.decode(d)) for d in documents]
+
+
 @lru_cache(maxsize=512)
 def ngram_windows(size: int, min_n: int, max_n: int) -> tuple[tuple[int, int], ...]:
     """Where scikit-learn's `_char_wb_ngrams` takes its n-grams in a padded word of `size` characters, in its order
@@ -235,6 +246,74 @@ def ngram_windows(size: int, min_n: int, max_n: int) -> tuple[tuple[int, int], .
         if size <= n:
             break
     return tuple(windows)
+
+
+@dataclass(frozen=True)
+class GramKeys:
+    """Character n-grams as exact integer keys: each character of the vocabulary's alphabet has a rank 1..A, and an
+    n-gram's key holds its characters' ranks, `bits` bits each (a character outside the alphabet, rank 0, is in no
+    n-gram of the vocabulary). The vocabulary's keys sit in an open-addressing hash table (linear probing, at most
+    half full), so a batch's million n-grams are looked up in a few array passes."""
+
+    bits: int
+    rank: np.ndarray  # code point -> rank; the last entry (0) stands for every code point past the alphabet's
+    slot_keys: np.ndarray  # the hash table: a key per slot, -1 where empty
+    slot_columns: np.ndarray
+
+    _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the key's high product bits pick the slot
+
+    @classmethod
+    def of(cls, vocabulary: dict[str, int], max_n: int) -> "GramKeys | None":
+        """None when the keys would not fit in 63 bits (an alphabet of thousands of characters)."""
+        alphabet = sorted(set("".join(vocabulary)))
+        bits = len(alphabet).bit_length()
+        if not vocabulary or bits * max_n > 63 or "\0" in alphabet or any(len(g) > max_n for g in vocabulary):
+            return None  # ("\0" pads the n-grams below, so it must not have a rank of its own)
+        codes = np.fromiter(map(ord, alphabet), dtype=np.int64, count=len(alphabet))
+        rank = np.zeros(int(codes.max()) + 2, dtype=np.int64)
+        rank[codes] = np.arange(1, len(alphabet) + 1)
+        grams = list(vocabulary)
+        ranks = rank[np.frombuffer("".join(g.ljust(max_n, "\0") for g in grams).encode("utf-32-le"),
+                                   dtype=np.uint32).astype(np.int64)].reshape(len(grams), max_n)
+        keys = (ranks << (bits * np.arange(max_n))).sum(axis=1)
+        columns = np.fromiter((vocabulary[g] for g in grams), dtype=np.int64, count=len(grams))
+        size = 1 << (2 * len(keys) - 1).bit_length()
+        slot_keys, slot_columns = np.full(size, -1, dtype=np.int64), np.full(size, -1, dtype=np.int64)
+        home, pending, probe = cls._home(keys, size), np.arange(keys.size), 0
+        while pending.size:  # each round, every key still out takes its next slot if free (one key per slot)
+            slots = (home[pending] + probe) & (size - 1)
+            free = slot_keys[slots] == -1
+            slots, candidates = slots[free], pending[free]
+            taken, first = np.unique(slots, return_index=True)
+            slot_keys[taken], slot_columns[taken] = keys[candidates[first]], columns[candidates[first]]
+            placed = np.zeros(keys.size, dtype=bool)
+            placed[candidates[first]] = True
+            pending, probe = pending[~placed[pending]], probe + 1
+            # a key that lost its slot tries the next one; the probe offset is per round, so a key that waited
+            # one round for a slot moves on with the others (lookups probe the same sequence and stop at -1)
+        return cls(bits, rank, slot_keys, slot_columns)
+
+    @classmethod
+    def _home(cls, keys: np.ndarray, size: int) -> np.ndarray:
+        shift = np.uint64(64 - (size.bit_length() - 1))
+        return ((keys.astype(np.uint64) * cls._MULTIPLIER) >> shift).astype(np.int64)
+
+    def ranks(self, text: str) -> np.ndarray:
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+        return self.rank[np.minimum(codes, self.rank.size - 1)]
+
+    def columns(self, keys: np.ndarray) -> np.ndarray:
+        """The vocabulary column of each key, -1 for keys of n-grams outside the vocabulary."""
+        size = self.slot_keys.size
+        found = np.full(keys.size, -1, dtype=np.int64)
+        home, active, probe = self._home(keys, size), np.arange(keys.size), 0
+        while active.size:
+            slots = (home[active] + probe) & (size - 1)
+            in_slot = self.slot_keys[slots]
+            hit = in_slot == keys[active]
+            found[active[hit]] = self.slot_columns[slots[hit]]
+            active, probe = active[~hit & (in_slot != -1)], probe + 1
+        return found
 
 
 class WordCachedCharTfidf(TfidfVectorizer):
@@ -257,27 +336,80 @@ class WordCachedCharTfidf(TfidfVectorizer):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_word_columns", None)  # a cache, not part of the fitted model
+        state.pop("_gram_keys", None)  # derived from the vocabulary
         return state
 
     def _columns(self, word: str) -> list[int]:
         """The word's n-gram columns, in scikit-learn's order (the word is padded with a space each side)."""
         cache = self.__dict__.setdefault("_word_columns", {})
         columns = cache.get(word)
-        if columns is None:
-            if len(cache) >= self.MAX_CACHED_WORDS:
-                cache.clear()
-            get, padded = self.vocabulary_.get, f" {word} "
-            columns = cache[word] = [column for a, b in ngram_windows(len(padded), *self.ngram_range)
-                                     if (column := get(padded[a:b])) is not None]
-        return columns
+        return columns if columns is not None else self._remember([word])[word]
+
+    def _remember(self, words) -> dict[str, list[int]]:
+        """The n-gram columns of `words` (distinct, none of them cached), found together, and put in the cache."""
+        found = dict(zip(words, self._columns_of(words)))
+        cache = self.__dict__.setdefault("_word_columns", {})
+        if len(cache) + len(found) > self.MAX_CACHED_WORDS:
+            cache.clear()
+        if len(found) <= self.MAX_CACHED_WORDS:
+            cache.update(found)
+        return found
+
+    def _keys(self) -> GramKeys | None:
+        keys = self.__dict__.get("_gram_keys", False)
+        if keys is False:
+            keys = self.__dict__["_gram_keys"] = GramKeys.of(self.vocabulary_, self.ngram_range[1])
+        return keys
+
+    def _columns_of(self, words) -> list[list[int]]:
+        """Each word's n-gram columns, in scikit-learn's order: every n-gram of the batch is made and looked up at
+        once, as integer keys (`GramKeys`), instead of one string slice and one dictionary lookup each."""
+        keys = self._keys()
+        min_n, max_n = self.ngram_range
+        if keys is None or not words:  # an alphabet too large for exact keys: scikit-learn's way, per word
+            get = self.vocabulary_.get
+            return [[column for a, b in ngram_windows(len(w) + 2, min_n, max_n)
+                     if (column := get(f" {w} "[a:b])) is not None] for w in words]
+        padded = "".join([f" {w} " for w in words])
+        ranks = keys.ranks(padded)
+        sizes = np.fromiter(map(len, words), dtype=np.int64, count=len(words)) + 2
+        ends = np.cumsum(sizes)
+        word_of = np.repeat(np.arange(len(words)), sizes)
+        end_of = np.repeat(ends, sizes)
+        key, known = np.zeros(ranks.size, dtype=np.int64), np.ones(ranks.size, dtype=bool)
+        owners, grams = [], []
+        for j in range(max_n):  # n-grams of n = j + 1 characters start at key's positions
+            n, m = j + 1, ranks.size - j
+            if m <= 0:  # no window of n characters in the batch
+                break
+            key = key[:m] | (ranks[j:] << (keys.bits * j))
+            known = known[:m] & (ranks[j:] > 0)
+            if n >= min_n:  # every window of n characters inside its padded word
+                at = np.flatnonzero(known & (np.arange(m) + n <= end_of[:m]))
+            else:  # a padded word shorter than min_n is one n-gram, itself
+                starts = (ends - sizes)[sizes == n]
+                at = starts[known[starts]]
+            owners.append(word_of[at])
+            grams.append(key[at])
+        owners, grams = np.concatenate(owners), np.concatenate(grams)
+        order = np.argsort(owners, kind="stable")  # by word, then n, then offset: scikit-learn's order
+        owners, columns = owners[order], keys.columns(grams[order])
+        hit = columns >= 0
+        bounds = np.r_[0, np.cumsum(np.bincount(owners[hit], minlength=len(words)))].tolist()
+        flat = columns[hit].tolist()
+        return [flat[a:b] for a, b in zip(bounds, bounds[1:])]
 
     def transform(self, raw_documents):
         _check_documents(self, raw_documents)
-        preprocess = self.build_preprocessor()
-        words_per_document = [preprocess(self.decode(document)).split() for document in raw_documents]
+        words_per_document = [document.split() for document in _preprocessed(self, raw_documents)]
         distinct: dict[str, int] = {}
         occurrences = [distinct.setdefault(w, len(distinct)) for w in chain.from_iterable(words_per_document)]
-        columns = [self._columns(w) for w in distinct]
+        cached = self.__dict__.setdefault("_word_columns", {}).get
+        columns = [cached(w) for w in distinct]
+        missing = [w for w, c in zip(distinct, columns) if c is None]
+        if missing:
+            found = self._remember(missing)
+            columns = [c if c is not None else found[w] for w, c in zip(distinct, columns)]
         width = len(self.vocabulary_)
         grams = sp.csr_matrix(
             (np.ones(sum(map(len, columns))), np.fromiter(chain.from_iterable(columns), dtype=np.int64),
@@ -332,9 +464,8 @@ class TokenCachedWordTfidf(TfidfVectorizer):
         if self.analyzer != "word" or self.tokenizer is not None or tuple(self.ngram_range) not in ((1, 1), (1, 2)):
             return super().transform(raw_documents)
         codes, unigram, bigram_keys, bigram_columns = self._table()
-        preprocess, tokenize, code = self.build_preprocessor(), self.build_tokenizer(), codes.get
-        per_document = [list(map(code, tokenize(preprocess(self.decode(d))), repeat(self._UNKNOWN)))
-                        for d in raw_documents]
+        tokenize, code = self.build_tokenizer(), codes.get
+        per_document = [list(map(code, tokenize(d), repeat(self._UNKNOWN))) for d in _preprocessed(self, raw_documents)]
         tokens = np.fromiter(chain.from_iterable(per_document), dtype=np.int64)
         documents = np.repeat(np.arange(len(per_document)), list(map(len, per_document)))
         kept = tokens != self._STOP  # stop words go before n-grams are formed, as in scikit-learn
