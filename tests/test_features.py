@@ -12,7 +12,7 @@ from moderation.datasets import load_texts
 from moderation.files import atomic_write
 from moderation.normalize import normalize
 from moderation.text import cache
-from moderation.text.features import TokenCachedWordTfidf, WordCachedCharTfidf, stack_columns
+from moderation.text.features import TokenCachedWordTfidf, WordCachedCharTfidf, gram_keys, stack_columns
 
 ODD_TEXTS = ["", "   ", "a", "ab\tcd\n\nef", "x\u3000y\u00a0z", "ÉCOLE école", "sh1t!!! f*ck", "🙂🙂 ok 🙂",
              "word " * 300, "\u200b\u200b"]
@@ -120,6 +120,6 @@ def test_batched_ngram_lookup_equals_scikit_learn_for_any_range(ngram_range):
 def test_an_alphabet_too_large_for_integer_keys_is_looked_up_word_by_word():
     words = [chr(0x4E00 + i) + chr(0x4E00 + i + 1) for i in range(3000)]  # 3,001 characters: 12 bits x 6 > 63
     vectorizer = WordCachedCharTfidf(ngram_range=(2, 6), min_df=1).fit([" ".join(words)])
-    assert vectorizer._keys() is None
+    assert gram_keys(vectorizer) is None
     docs = [" ".join(words[:50]), "一丁 x"]
     assert abs(vectorizer.transform(docs) - TfidfVectorizer.transform(vectorizer, docs)).max() == 0.0

@@ -225,7 +225,7 @@ def _check_documents(vectorizer: TfidfVectorizer, raw_documents) -> None:
         raise ValueError("Iterable over raw text documents expected, string object received.")
 
 
-def _preprocessed(vectorizer: TfidfVectorizer, raw_documents) -> list[str]:
+def preprocessed(vectorizer: TfidfVectorizer, raw_documents) -> list[str]:
     """What the vectorizer's preprocessor makes of each document: for texts with lower-casing alone (ours), str.lower
     itself rather than scikit-learn's wrapper around it, one call per text."""
     documents = list(raw_documents)
@@ -316,6 +316,19 @@ class GramKeys:
         return found
 
 
+_gram_keys: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def gram_keys(vectorizer: TfidfVectorizer) -> GramKeys | None:
+    """The GramKeys of a fitted character vectorizer's vocabulary (made once per vocabulary, kept beside it)."""
+    vocabulary, keys = _gram_keys.get(vectorizer, (None, None))
+    if vocabulary is not vectorizer.vocabulary_:  # first use, or fitted again since
+        vocabulary = vectorizer.vocabulary_
+        keys = GramKeys.of(vocabulary, vectorizer.ngram_range[1])
+        _gram_keys[vectorizer] = (vocabulary, keys)
+    return keys
+
+
 class WordCachedCharTfidf(TfidfVectorizer):
     """Character n-grams within word boundaries (`analyzer="char_wb"`), TF-IDF weighted; `transform` gives exactly
     TfidfVectorizer's matrix, from a per-process cache of each distinct word's n-gram columns.
@@ -336,7 +349,6 @@ class WordCachedCharTfidf(TfidfVectorizer):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_word_columns", None)  # a cache, not part of the fitted model
-        state.pop("_gram_keys", None)  # derived from the vocabulary
         return state
 
     def _columns(self, word: str) -> list[int]:
@@ -355,16 +367,10 @@ class WordCachedCharTfidf(TfidfVectorizer):
             cache.update(found)
         return found
 
-    def _keys(self) -> GramKeys | None:
-        keys = self.__dict__.get("_gram_keys", False)
-        if keys is False:
-            keys = self.__dict__["_gram_keys"] = GramKeys.of(self.vocabulary_, self.ngram_range[1])
-        return keys
-
     def _columns_of(self, words) -> list[list[int]]:
         """Each word's n-gram columns, in scikit-learn's order: every n-gram of the batch is made and looked up at
         once, as integer keys (`GramKeys`), instead of one string slice and one dictionary lookup each."""
-        keys = self._keys()
+        keys = gram_keys(self)
         min_n, max_n = self.ngram_range
         if keys is None or not words:  # an alphabet too large for exact keys: scikit-learn's way, per word
             get = self.vocabulary_.get
@@ -401,7 +407,7 @@ class WordCachedCharTfidf(TfidfVectorizer):
 
     def transform(self, raw_documents):
         _check_documents(self, raw_documents)
-        words_per_document = [document.split() for document in _preprocessed(self, raw_documents)]
+        words_per_document = [document.split() for document in preprocessed(self, raw_documents)]
         distinct: dict[str, int] = {}
         occurrences = [distinct.setdefault(w, len(distinct)) for w in chain.from_iterable(words_per_document)]
         cached = self.__dict__.setdefault("_word_columns", {}).get
@@ -465,7 +471,7 @@ class TokenCachedWordTfidf(TfidfVectorizer):
             return super().transform(raw_documents)
         codes, unigram, bigram_keys, bigram_columns = self._table()
         tokenize, code = self.build_tokenizer(), codes.get
-        per_document = [list(map(code, tokenize(d), repeat(self._UNKNOWN))) for d in _preprocessed(self, raw_documents)]
+        per_document = [list(map(code, tokenize(d), repeat(self._UNKNOWN))) for d in preprocessed(self, raw_documents)]
         tokens = np.fromiter(chain.from_iterable(per_document), dtype=np.int64)
         documents = np.repeat(np.arange(len(per_document)), list(map(len, per_document)))
         kept = tokens != self._STOP  # stop words go before n-grams are formed, as in scikit-learn

@@ -14,7 +14,8 @@ of the text part comes from a word, so the logit splits into one share per word 
 A feature seen c times in a text gives each occurrence 1/c of its (sublinear, L2-normalised) TF-IDF value, so the
 shares add up exactly to the model's logit minus the intercept, the text statistics and the source one-hot (which
 belong to no word and are left out). The whole batch is one sparse product: (words x features) @ coefficients.
-Per distinct chunk the work is cached (the character n-gram columns come from WordCachedCharTfidf's own cache).
+The batch is read as one string: its words, chunks and character n-grams are found with array operations (the
+n-grams as exact integer keys, `features.GramKeys`), never one text or one word at a time.
 For the calibrated SVM the explained score is the folds' mean calibrated log-odds (each fold is linear); for least
 squares it is the output itself.
 
@@ -33,8 +34,6 @@ import re
 import weakref
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from functools import lru_cache
-from itertools import accumulate
 from typing import NamedTuple
 
 import numpy as np
@@ -44,7 +43,7 @@ from sklearn.preprocessing import MinMaxScaler
 
 from ..taxonomy import TEXT_CATEGORIES
 from ..verdict import Span
-from .features import LEXICON_COLUMNS, NUMBER_COLUMNS, FeatureRows, lexicon_features, ngram_windows
+from .features import LEXICON_COLUMNS, NUMBER_COLUMNS, FeatureRows, gram_keys, lexicon_features, preprocessed
 
 #: Occlusion (models that are not linear): candidate words per text, re-scored one variant each.
 MAX_OCCLUDED_WORDS = 24
@@ -73,9 +72,11 @@ class LinearSpanRule:
 #: 0.754 for 0.9).
 LINEAR_RULE = LinearSpanRule(relative=0.8, floor=1.5)
 
-_WORD = re.compile(r"(?<![\w*@$!'])[\w*@$!']*[^\W_][\w*@$!']*")  # from a run's start only: linear, not quadratic
-_CHUNK = re.compile(r"\S+")  # what str.split() returns (same whitespace), with offsets
-_CACHE_LIMIT = 200_000
+#: What a word is made of: word characters and the symbols look-alikes use ("sh!t", "a$$", "f*ck", "sh'it").
+_UNIT_CHAR = r"[\w*@$!']"
+#: A word: a maximal run of them with a letter or a digit in it (from a run's start only: linear, not quadratic).
+_WORD = re.compile(rf"(?<!{_UNIT_CHAR}){_UNIT_CHAR}*[^\W_]{_UNIT_CHAR}*")
+_IS_UNIT_CHAR, _IS_ALNUM = re.compile(_UNIT_CHAR), re.compile(r"[^\W_]")
 
 
 def _lexicon_spans(analysis, flagged) -> list[Span]:
@@ -141,8 +142,7 @@ class LinearView:
     lexicon: MinMaxScaler | None = None
     lexicon_slice: slice | None = None
     lexicon_columns: list = field(default_factory=list)
-    chunk_cache: dict = field(default_factory=dict)
-    preprocess: object = None
+    reader: TfidfVectorizer | None = None  # the vectorizer whose preprocessing the text parts share
     token_pattern: object = None
     stop_words: frozenset = frozenset()
 
@@ -219,6 +219,9 @@ def linear_view(model) -> LinearView | None:
                     readable = False
                 if transformer.norm not in ("l2", "l1", None) or transformer.binary:
                     readable = False
+                if transformer.analyzer == "char_wb" and (not 2 <= transformer.ngram_range[0] <= 3
+                                                          or gram_keys(transformer) is None):
+                    readable = False  # n-grams of one character, or padded words shorter than the smallest n
             elif isinstance(transformer, MinMaxScaler) and list(columns) == list(LEXICON_COLUMNS):
                 view.lexicon, view.lexicon_slice, view.lexicon_columns = transformer, where, list(columns)
             elif columns == "text" or (not isinstance(columns, str) and "text" in list(columns)):
@@ -227,7 +230,7 @@ def linear_view(model) -> LinearView | None:
         if vectorizers:
             preprocessors = {(v.lowercase, v.strip_accents, v.preprocessor) for v in vectorizers}
             readable = readable and len(preprocessors) == 1 and vectorizers[0].preprocessor is None
-            view.preprocess = vectorizers[0].build_preprocessor()
+            view.reader = vectorizers[0]
         if view.words is not None:
             view.token_pattern = re.compile(view.words.token_pattern)
             view.stop_words = frozenset(view.words.get_stop_words() or ())
@@ -241,137 +244,129 @@ def linear_view(model) -> LinearView | None:
     return view
 
 
-class _Chunk(NamedTuple):
-    """A whitespace-free chunk of the preprocessed text, as far as spans are concerned (cached per distinct chunk).
+class _Layout(NamedTuple):
+    """Where a batch's chunks (what lies between whitespace: the pieces char_wb pads) and words lie in the one
+    string of its texts, each text after a newline, and which text each is in."""
 
-    bounds, content: its words ((start, end) in the chunk) and which are not stop words; char_cols: its character
-    n-gram columns; kind: 0 when they all belong to its one word, -1 when it has no word, 1 when it has several,
-    and then char_owners and char_weights split each n-gram between the words whose stretch of the chunk it covers
-    (a word and the punctuation nearer to it than to another word); tokens: its non-stop word tokens with their
-    word, for bigrams; word_cols, word_owners: the unigram columns of those tokens that are in the vocabulary, and
-    their words."""
-
-    bounds: np.ndarray
-    content: np.ndarray
-    n_units: int
-    char_cols: np.ndarray
-    kind: int
-    char_owners: np.ndarray | None
-    char_weights: np.ndarray | None
-    tokens: tuple
-    word_cols: np.ndarray
-    word_owners: np.ndarray
+    text: str
+    doc_starts: np.ndarray
+    space: np.ndarray  # per character of `text`
+    chunk_starts: np.ndarray
+    chunk_ends: np.ndarray
+    unit_starts: np.ndarray
+    unit_ends: np.ndarray
+    unit_chunks: np.ndarray
 
 
-@lru_cache(maxsize=8192)
-def _one_word(start: int, end: int) -> np.ndarray:
-    bounds = np.array([[start, end]], dtype=np.int64)
-    bounds.flags.writeable = False  # shared by every chunk with its one word there
-    return bounds
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and ends of the runs of True in `mask` (False at both ends)."""
+    steps = np.diff(mask.astype(np.int8))
+    return np.flatnonzero(steps == 1) + 1, np.flatnonzero(steps == -1) + 1
 
 
-_CONTENT, _STOP, _NONE = np.array([True]), np.array([False]), np.zeros(0, dtype=np.int64)
-_NO_WORDS, _NO_CONTENT = np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=bool)
-for _shared in (_CONTENT, _STOP, _NONE, _NO_WORDS, _NO_CONTENT):
-    _shared.flags.writeable = False
-_OUR_TOKENS = r"(?u)\b\w[\w'*]*\b"  # features.build_preprocessor's token_pattern
+def _layout(texts: list[str]) -> _Layout:
+    """A word is a maximal run of `_UNIT_CHAR` characters with a letter or digit in it (what `_WORD` finds); the
+    character classes are looked up once per distinct character of the batch."""
+    text = "\n" + "\n".join(texts) + "\n"
+    doc_starts = np.cumsum([1] + [len(t) + 1 for t in texts[:-1]]) if texts else np.zeros(0, dtype=np.int64)
+    distinct = set(text)
+    table = np.zeros(max(map(ord, distinct)) + 1, dtype=np.uint8)
+    for ch in distinct:
+        in_word, alnum = _IS_UNIT_CHAR.match(ch) is not None, _IS_ALNUM.match(ch) is not None
+        table[ord(ch)] = ch.isspace() | in_word << 1 | alnum << 2
+    classes = table[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
+    space, alnum = (classes & 1).astype(bool), (classes & 4).astype(bool)
+    chunk_starts, chunk_ends = _runs(~space)
+    run_starts, run_ends = _runs((classes & 2).astype(bool))
+    alnum_before = np.r_[0, np.cumsum(alnum)]
+    has_alnum = alnum_before[run_ends] > alnum_before[run_starts]
+    unit_starts, unit_ends = run_starts[has_alnum], run_ends[has_alnum]
+    unit_chunks = np.searchsorted(chunk_starts, unit_starts, side="right") - 1
+    return _Layout(text, doc_starts, space, chunk_starts, chunk_ends, unit_starts, unit_ends, unit_chunks)
 
 
-def _chunk_columns(view: LinearView, chunk: str) -> list:
-    """The chunk's character n-gram columns (all of them, in sklearn's order)."""
-    columns = getattr(view.chars, "_columns", None)  # WordCachedCharTfidf: filled by the model's own transform
-    if columns is not None:
-        return columns(chunk)
-    vocabulary = view.chars.vocabulary_
-    return [vocabulary[g] for g in view.chars._char_wb_ngrams(chunk) if g in vocabulary]
+def _spread(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)]) in one step."""
+    sizes = ends - starts
+    return np.arange(int(sizes.sum())) + np.repeat(starts - (np.cumsum(sizes) - sizes), sizes)
 
 
-def _chunk_info(view: LinearView, chunk: str) -> _Chunk:
-    if chunk.isalnum():  # the common case, a plain word: one word ("\w" is exactly str.isalnum() or "_")
-        cols = _chunk_columns(view, chunk) if view.chars is not None else []
-        if view.words is None:
-            tokens = ()
-        elif view.token_pattern.pattern == _OUR_TOKENS:  # a run of word characters is one token
-            tokens = () if chunk in view.stop_words else ((chunk, 0),)
-        else:
-            tokens = tuple((m.group(), 0) for m in view.token_pattern.finditer(chunk)
-                           if m.group() not in view.stop_words)
-        return _Chunk(_one_word(0, len(chunk)), _STOP if chunk in ENGLISH_STOP_WORDS else _CONTENT, 1,
-                      np.asarray(cols, dtype=np.int64), 0, None, None, tokens, *_unigrams(view, tokens))
-    units = [m.span() for m in _WORD.finditer(chunk)]
-    if len(units) <= 1:  # one word and its punctuation ("you,", "@name", "idiot!!!"), or no word at all ("!!!")
-        cols = _chunk_columns(view, chunk) if view.chars is not None else []
-        start, end = units[0] if units else (0, 0)
-        tokens = () if view.words is None else tuple(
-            (m.group(), 0 if start <= m.start() < end else -1)
-            for m in view.token_pattern.finditer(chunk) if m.group() not in view.stop_words)
-        if units:
-            bounds, content = _one_word(start, end), _STOP if chunk[start:end] in ENGLISH_STOP_WORDS else _CONTENT
-        else:
-            bounds, content = _NO_WORDS, _NO_CONTENT
-        return _Chunk(bounds, content, len(units), np.asarray(cols, dtype=np.int64), len(units) - 1, None, None,
-                      tokens, *_unigrams(view, tokens))
-    starts, ends = [u[0] for u in units], [u[1] for u in units]
-    content = [chunk[s:e] not in ENGLISH_STOP_WORDS for s, e in units]
-    cols, kind, owners, weights = [], 1, None, None
-    if view.chars is not None:
-        # The chunk's characters are split into one stretch per word: the word and the punctuation nearer to it
-        # than to any other word ("you,idiot": "you," and "idiot"), so an n-gram's weight goes to the words whose
-        # stretches it covers, in proportion to the characters it has in each.
-        size = len(chunk)
-        edges = np.array([0] + [end + (start - end + 1) // 2 for (_, end), (start, _) in zip(units, units[1:])]
-                         + [size], dtype=np.int64)
-        get, padded = view.chars.vocabulary_.get, " " + chunk + " "
-        found = [(col, a, b) for a, b in ngram_windows(size + 2, *view.chars.ngram_range)
-                 if (col := get(padded[a:b])) is not None]
-        found = np.array(found, dtype=np.int64).reshape(len(found), 3)
-        # The n-gram's characters in the chunk (padding belongs to none), and the first and last word they touch:
-        # one entry per (n-gram, word), in n-gram order, weighted by the n-gram's characters in the word's stretch.
-        lo, hi = np.maximum(found[:, 1] - 1, 0), np.minimum(found[:, 2] - 1, size)
-        stretch = np.repeat(np.arange(len(units)), np.diff(edges))
-        first = stretch[lo]
-        repeats = stretch[hi - 1] - first + 1
-        entry = np.repeat(np.arange(len(found)), repeats)
-        owners = first[entry] + np.arange(entry.size) - np.repeat(np.cumsum(repeats) - repeats, repeats)
-        lo, hi = lo[entry], hi[entry]
-        cols = found[entry, 0]
-        weights = (np.minimum(hi, edges[owners + 1]) - np.maximum(lo, edges[owners])) / (hi - lo)
-    tokens = []
-    if view.words is not None:
-        stop = view.stop_words
-        for m in view.token_pattern.finditer(chunk):
-            token = m.group()
-            if token not in stop:
-                u = bisect_right(starts, m.start()) - 1  # a token lies inside one word (its characters are word's)
-                tokens.append((token, u if u >= 0 and m.start() < ends[u] else -1))
-    return _Chunk(np.asarray(units, dtype=np.int64).reshape(len(units), 2), np.asarray(content, dtype=bool),
-                  len(units), np.asarray(cols, dtype=np.int64), kind, owners, weights, tuple(tokens),
-                  *_unigrams(view, tokens))
+def _char_entries(view: LinearView, layout: _Layout):
+    """One entry per (character n-gram occurrence in the vocabulary, word it belongs to): its text, column, word
+    (-1: a chunk with no word) and weight. An n-gram belongs to the words whose stretch of the chunk (the word and
+    the punctuation nearer to it than to another word: "you," and "idiot" in "you,idiot") holds its characters, in
+    proportion to the characters it has in each; padding belongs to none."""
+    keys = gram_keys(view.chars)
+    min_n, max_n = view.chars.ngram_range
+    text, chunk_starts, chunk_ends = layout.text, layout.chunk_starts, layout.chunk_ends
+    ranks = keys.ranks(text)
+    ranks[layout.space] = keys.ranks(" ")[0]  # every chunk is padded with a space each side
+    size, n_chunks, n_units = ranks.size, chunk_starts.size, layout.unit_starts.size
+    # A window of a chunk starts on its padding space or on one of its characters (never on a neighbour's).
+    chunk_of = np.full(size, -1, dtype=np.int64)
+    chunk_of[_spread(chunk_starts - 1, chunk_ends)] = np.repeat(np.arange(n_chunks), chunk_ends - chunk_starts + 1)
+    limit = np.where(chunk_of >= 0, chunk_ends[np.maximum(chunk_of, 0)] + 1, 0) if n_chunks else chunk_of
+    starts, sizes, grams = [], [], []
+    key, known = np.zeros(size, dtype=np.int64), np.ones(size, dtype=bool)
+    for j in range(max_n):
+        n, m = j + 1, size - j
+        key = key[:m] | (ranks[j:] << (keys.bits * j))
+        known = known[:m] & (ranks[j:] > 0)
+        if n >= min_n:
+            at = np.flatnonzero(known & (np.arange(m) + n <= limit[:m]))
+            starts.append(at), sizes.append(np.full(at.size, n, dtype=np.int64)), grams.append(key[at])
+    starts, sizes = np.concatenate(starts), np.concatenate(sizes)
+    cols = keys.columns(np.concatenate(grams))
+    hit = cols >= 0
+    starts, sizes, cols = starts[hit], sizes[hit], cols[hit]
+    chunks = chunk_of[starts]
+    lo, hi = np.maximum(starts, chunk_starts[chunks]), np.minimum(starts + sizes, chunk_ends[chunks])
+    docs = np.searchsorted(layout.doc_starts, chunk_starts[chunks], side="right") - 1
+    if not n_units:
+        return docs, cols, np.full(cols.size, -1, dtype=np.int64), np.ones(cols.size)
+    unit_starts, unit_ends, unit_chunks = layout.unit_starts, layout.unit_ends, layout.unit_chunks
+    same_chunk = unit_chunks[:-1] == unit_chunks[1:]
+    middle = unit_ends[:-1] + (unit_starts[1:] - unit_ends[:-1] + 1) // 2
+    stretch_ends, stretch_starts = chunk_ends[unit_chunks], chunk_starts[unit_chunks]
+    stretch_ends[:-1][same_chunk], stretch_starts[1:][same_chunk] = middle[same_chunk], middle[same_chunk]
+    stretch_of = np.full(size, -1, dtype=np.int64)
+    stretch_of[_spread(stretch_starts, stretch_ends)] = np.repeat(np.arange(n_units), stretch_ends - stretch_starts)
+    first = stretch_of[lo]
+    repeats = np.where(first >= 0, stretch_of[hi - 1] - first + 1, 1)
+    entry = np.repeat(np.arange(cols.size), repeats)
+    owners = np.where(first[entry] >= 0,
+                      first[entry] + np.arange(entry.size) - np.repeat(np.cumsum(repeats) - repeats, repeats), -1)
+    lo, hi, known_owner = lo[entry], hi[entry], np.maximum(owners, 0)
+    inside = np.minimum(hi, stretch_ends[known_owner]) - np.maximum(lo, stretch_starts[known_owner])
+    weights = np.where(owners >= 0, inside / (hi - lo), 1.0)
+    return docs[entry], cols[entry], owners, weights
 
 
-def _unigrams(view: LinearView, tokens) -> tuple[np.ndarray, np.ndarray]:
-    if view.words is None or not tokens:
-        return _NONE, _NONE
-    vocabulary = view.words.vocabulary_
-    found = [(vocabulary[t], u) for t, u in tokens if t in vocabulary]
-    if not found:
-        return _NONE, _NONE
-    return np.asarray([c for c, _ in found], dtype=np.int64), np.asarray([u for _, u in found], dtype=np.int64)
-
-
-def _gathered(arrays: list[np.ndarray], occurrences: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`np.concatenate([arrays[i] for i in occurrences])` (rows of 2-D arrays), and each occurrence's length, from
-    one concatenation of the distinct arrays and one gather."""
-    sizes = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
-    if not occurrences.size:
-        empty = arrays[0][:0] if arrays else _NONE
-        return empty, np.zeros(0, dtype=np.int64)
-    flat = np.concatenate(arrays)
-    starts = np.cumsum(sizes) - sizes
-    per_occurrence = sizes[occurrences]
-    ends = np.cumsum(per_occurrence)
-    index = np.repeat(starts[occurrences] - (ends - per_occurrence), per_occurrence) + np.arange(ends[-1])
-    return flat[index], per_occurrence
+def _word_entries(view: LinearView, layout: _Layout):
+    """One entry per (word unigram or bigram occurrence in the vocabulary, word it belongs to): a unigram to the word
+    its token starts in, a bigram half to each of its tokens' words (stop words go before bigrams are formed)."""
+    vocabulary, stop = view.words.vocabulary_, view.stop_words
+    found = [(m.start(), m.group()) for m in view.token_pattern.finditer(layout.text)]
+    tokens = [token for _, token in found if token not in stop]
+    at = np.fromiter((start for start, token in found if token not in stop), dtype=np.int64, count=len(tokens))
+    docs = np.searchsorted(layout.doc_starts, at, side="right") - 1
+    unit_starts, unit_ends = layout.unit_starts, layout.unit_ends
+    if unit_starts.size:
+        u = np.searchsorted(unit_starts, at, side="right") - 1
+        owners = np.where((u >= 0) & (at < unit_ends[np.maximum(u, 0)]), u, -1)
+    else:
+        owners = np.full(at.size, -1, dtype=np.int64)
+    unigrams = np.fromiter((vocabulary.get(t, -1) for t in tokens), dtype=np.int64, count=len(tokens))
+    parts = [(docs, unigrams, owners, np.ones(at.size))]
+    if view.words.ngram_range[1] == 2 and len(tokens) > 1:
+        bigrams = np.fromiter((vocabulary.get(a + " " + b, -1) for a, b in zip(tokens, tokens[1:])),
+                              dtype=np.int64, count=len(tokens) - 1)
+        bigrams[docs[:-1] != docs[1:]] = -1
+        parts += [(docs[:-1], bigrams, owners[:-1], np.full(bigrams.size, 0.5)),
+                  (docs[1:], bigrams, owners[1:], np.full(bigrams.size, 0.5))]
+    docs, cols, owners, weights = (np.concatenate(column) for column in zip(*parts))
+    kept = cols >= 0
+    return docs[kept], cols[kept], owners[kept], weights[kept]
 
 
 def _tfidf_shares(vectorizer, docs, cols, owners, weights, n_docs, n_units, with_output: bool = False):
@@ -442,68 +437,16 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
 
     lexicon_values: the raw lexicon columns of those texts (texts x LEXICON_COLUMNS). With return_outputs, also the
     reconstructed TF-IDF outputs {"words": ..., "chars": ...} (tests check them against the vectorizers)."""
-    cache = view.chunk_cache
-    get = cache.get
     n_docs = len(texts)
-    # Each chunk occurrence is a slot into `distinct` (this batch's distinct chunks): the per-chunk arrays are put
-    # together once per distinct chunk and gathered for the occurrences with numpy, not once per occurrence.
-    slots: dict[str, int] = {}
-    distinct: dict[str, _Chunk] = {}
-    occurrences, bases, chunks_per_doc, lengths, irregular = [], [], [], [], {}
-    n_units = 0
-    word_docs, word_cols, word_owners, word_weights = [], [], [], []
-    words_vocabulary = view.words.vocabulary_ if view.words is not None else {}
-    bigrams = view.words is not None and view.words.ngram_range[1] == 2
-    for d, text in enumerate(texts):
-        lowered = view.preprocess(text) if view.preprocess is not None else text
-        if len(lowered) != len(text):  # offsets would not map back: no text shares for this one (lexicon only)
-            chunks_per_doc.append(0)
-            continue
-        parts = lowered.split()  # the chunks sklearn's char_wb analyser reads
-        infos = [get(part) for part in parts]
-        if None in infos:
-            if len(cache) + len(parts) >= _CACHE_LIMIT:
-                cache.clear()
-            for k, part in enumerate(parts):
-                if infos[k] is None:
-                    infos[k] = cache[part] = _chunk_info(view, part)
-        if " ".join(parts) != lowered:  # not single-spaced: where each chunk starts, found the slow way
-            irregular[len(occurrences)] = [m.start() for m in _CHUNK.finditer(lowered)]
-        occurrences.extend([slots.setdefault(part, len(slots)) for part in parts])
-        distinct.update(zip(parts, infos))  # same order as the slots: first appearance
-        lengths.extend(map(len, parts))
-        chunks_per_doc.append(len(parts))
-        doc_bases = list(accumulate([info.n_units for info in infos], initial=n_units))
-        bases.extend(doc_bases[:-1])
-        n_units = doc_bases[-1]
-        if bigrams:
-            tokens = [(t, base + u if u >= 0 else -1) for info, base in zip(infos, doc_bases) for t, u in info.tokens]
-            for (a, owner_a), (b, owner_b) in zip(tokens, tokens[1:]):
-                col = words_vocabulary.get(a + " " + b)
-                if col is not None:  # half to each of its two words
-                    word_docs += (d, d)
-                    word_cols += (col, col)
-                    word_owners += (owner_a, owner_b)
-                    word_weights += (0.5, 0.5)
-    # Where each chunk starts: after the previous one and one space, within its text (or as found, when irregular)
-    steps = np.asarray(lengths, dtype=np.int64) + 1
-    ats = np.cumsum(steps) - steps
-    doc_chunk_first = np.cumsum(chunks_per_doc) - np.asarray(chunks_per_doc, dtype=np.int64)
-    ats -= np.repeat(ats[np.minimum(doc_chunk_first, max(len(ats) - 1, 0))] if len(ats) else doc_chunk_first,
-                     chunks_per_doc)
-    for first_chunk, positions in irregular.items():
-        ats[first_chunk:first_chunk + len(positions)] = positions
-    chunk_docs = np.repeat(np.arange(n_docs), chunks_per_doc)
-    bases = np.asarray(bases, dtype=np.int64)
-    per_chunk = np.diff(np.append(bases, n_units))
-    occurrences, distinct = np.asarray(occurrences, dtype=np.int64), list(distinct.values())
-    if occurrences.size:
-        bounds = _gathered([c.bounds for c in distinct], occurrences)[0] + np.repeat(ats, per_chunk)[:, None]
-        content = _gathered([c.content for c in distinct], occurrences)[0]
-    else:
-        bounds, content = np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=bool)
-    starts, ends = bounds[:, 0], bounds[:, 1]
-    doc_first = np.searchsorted(np.repeat(chunk_docs, per_chunk), np.arange(n_docs + 1))
+    lowered = preprocessed(view.reader, texts) if view.reader is not None else list(texts)
+    # offsets of a text whose lower-casing changes its length would not map back: no text shares (lexicon only)
+    layout = _layout([low if len(low) == len(text) else "" for low, text in zip(lowered, texts)])
+    unit_docs = np.searchsorted(layout.doc_starts, layout.unit_starts, side="right") - 1
+    starts, ends = layout.unit_starts - layout.doc_starts[unit_docs], layout.unit_ends - layout.doc_starts[unit_docs]
+    content = np.fromiter((layout.text[a:b] not in ENGLISH_STOP_WORDS for a, b in
+                           zip(layout.unit_starts.tolist(), layout.unit_ends.tolist())), dtype=bool, count=starts.size)
+    n_units = starts.size
+    doc_first = np.searchsorted(unit_docs, np.arange(n_docs + 1))
 
     # Lexicon matches: to the words they overlap, or (past what the model reads, or on no word) a word of their own.
     match_units, extra = [], []  # per doc: [(match, [(unit, fraction), ...])]; extra: (doc, start, end)
@@ -530,29 +473,12 @@ def word_contributions(view: LinearView, texts, analyses, lexicon_values, return
     n_categories = view.weights.shape[1]
     shares = np.zeros((n_all, n_categories))
     outputs = {}
-    if view.chars is not None and occurrences.size:
-        cols, lengths = _gathered([c.char_cols for c in distinct], occurrences)
-        kinds = np.fromiter((c.kind for c in distinct), dtype=np.int64, count=len(distinct))[occurrences]
-        owners = np.repeat(np.where(kinds == 0, bases, -1), lengths)
-        weights = np.ones(cols.size)
-        offsets = np.cumsum(lengths) - lengths
-        for k in np.flatnonzero(kinds == 1).tolist():
-            chunk, at, size = distinct[occurrences[k]], int(offsets[k]), int(lengths[k])
-            owners[at:at + size] = chunk.char_owners + bases[k]
-            weights[at:at + size] = chunk.char_weights
-        char_shares, outputs["chars"] = _tfidf_shares(view.chars, np.repeat(chunk_docs, lengths), cols, owners,
-                                                      weights, n_docs, n_all, return_outputs)
+    if view.chars is not None:
+        char_shares, outputs["chars"] = _tfidf_shares(view.chars, *_char_entries(view, layout), n_docs, n_all,
+                                                      return_outputs)
         shares += char_shares @ view.weights[view.chars_slice]
     if view.words is not None:
-        local, counts = _gathered([c.word_owners for c in distinct], occurrences)
-        unigram_owners = np.where(local >= 0, local + np.repeat(bases, counts), -1)
-        unigram_docs = np.repeat(chunk_docs, counts)
-        docs = np.concatenate([unigram_docs, np.asarray(word_docs, dtype=np.int64)])
-        cols = np.concatenate([_gathered([c.word_cols for c in distinct], occurrences)[0],
-                               np.asarray(word_cols, dtype=np.int64)])
-        owners = np.concatenate([unigram_owners, np.asarray(word_owners, dtype=np.int64)])
-        weights = np.concatenate([np.ones(unigram_docs.size), np.asarray(word_weights, dtype=float)])
-        word_shares, outputs["words"] = _tfidf_shares(view.words, docs, cols, owners, weights, n_docs, n_all,
+        word_shares, outputs["words"] = _tfidf_shares(view.words, *_word_entries(view, layout), n_docs, n_all,
                                                       return_outputs)
         shares += word_shares @ view.weights[view.words_slice]
     if view.lexicon is not None and any(match_units):
