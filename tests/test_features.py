@@ -114,7 +114,7 @@ def test_batched_ngram_lookup_equals_scikit_learn_for_any_range(ngram_range):
     np.testing.assert_array_equal(ours.indices, reference.indices)
     for word in ("a", "ab", "abcdefg", "🙂"):  # one word alone, shorter than the longest n-gram
         one = TfidfVectorizer.transform(vectorizer, [word])
-        assert sorted(set(vectorizer._columns(word))) == sorted(one.indices.tolist())
+        assert sorted(set(vectorizer.word_columns([word])[0])) == sorted(one.indices.tolist())
 
 
 def test_an_alphabet_too_large_for_integer_keys_is_looked_up_word_by_word():

@@ -351,21 +351,20 @@ class WordCachedCharTfidf(TfidfVectorizer):
         state.pop("_word_columns", None)  # a cache, not part of the fitted model
         return state
 
-    def _columns(self, word: str) -> list[int]:
-        """The word's n-gram columns, in scikit-learn's order (the word is padded with a space each side)."""
+    def word_columns(self, words) -> list[list[int]]:
+        """Each of `words`' (distinct) n-gram columns, in scikit-learn's order (the word padded with a space each
+        side): from the cache, and the words not in it found together and remembered."""
         cache = self.__dict__.setdefault("_word_columns", {})
-        columns = cache.get(word)
-        return columns if columns is not None else self._remember([word])[word]
-
-    def _remember(self, words) -> dict[str, list[int]]:
-        """The n-gram columns of `words` (distinct, none of them cached), found together, and put in the cache."""
-        found = dict(zip(words, self._columns_of(words)))
-        cache = self.__dict__.setdefault("_word_columns", {})
+        columns = [cache.get(w) for w in words]
+        missing = [w for w, c in zip(words, columns) if c is None]
+        if not missing:
+            return columns
+        found = dict(zip(missing, self._columns_of(missing)))
         if len(cache) + len(found) > self.MAX_CACHED_WORDS:
             cache.clear()
         if len(found) <= self.MAX_CACHED_WORDS:
             cache.update(found)
-        return found
+        return [c if c is not None else found[w] for w, c in zip(words, columns)]
 
     def _columns_of(self, words) -> list[list[int]]:
         """Each word's n-gram columns, in scikit-learn's order: every n-gram of the batch is made and looked up at
@@ -410,12 +409,7 @@ class WordCachedCharTfidf(TfidfVectorizer):
         words_per_document = [document.split() for document in preprocessed(self, raw_documents)]
         distinct: dict[str, int] = {}
         occurrences = [distinct.setdefault(w, len(distinct)) for w in chain.from_iterable(words_per_document)]
-        cached = self.__dict__.setdefault("_word_columns", {}).get
-        columns = [cached(w) for w in distinct]
-        missing = [w for w, c in zip(distinct, columns) if c is None]
-        if missing:
-            found = self._remember(missing)
-            columns = [c if c is not None else found[w] for w, c in zip(distinct, columns)]
+        columns = self.word_columns(list(distinct))
         width = len(self.vocabulary_)
         grams = sp.csr_matrix(
             (np.ones(sum(map(len, columns))), np.fromiter(chain.from_iterable(columns), dtype=np.int64),

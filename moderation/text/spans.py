@@ -34,6 +34,7 @@ import re
 import weakref
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import NamedTuple
 
 import numpy as np
@@ -43,7 +44,15 @@ from sklearn.preprocessing import MinMaxScaler
 
 from ..taxonomy import TEXT_CATEGORIES
 from ..verdict import Span
-from .features import LEXICON_COLUMNS, NUMBER_COLUMNS, FeatureRows, gram_keys, lexicon_features, preprocessed
+from .features import (
+    LEXICON_COLUMNS,
+    NUMBER_COLUMNS,
+    FeatureRows,
+    WordCachedCharTfidf,
+    gram_keys,
+    lexicon_features,
+    preprocessed,
+)
 
 #: Occlusion (models that are not linear): candidate words per text, re-scored one variant each.
 MAX_OCCLUDED_WORDS = 24
@@ -219,9 +228,10 @@ def linear_view(model) -> LinearView | None:
                     readable = False
                 if transformer.norm not in ("l2", "l1", None) or transformer.binary:
                     readable = False
-                if transformer.analyzer == "char_wb" and (not 2 <= transformer.ngram_range[0] <= 3
+                if transformer.analyzer == "char_wb" and (not isinstance(transformer, WordCachedCharTfidf)
+                                                          or not 2 <= transformer.ngram_range[0] <= 3
                                                           or gram_keys(transformer) is None):
-                    readable = False  # n-grams of one character, or padded words shorter than the smallest n
+                    readable = False  # no per-chunk columns, n-grams of one character, words shorter than min n
             elif isinstance(transformer, MinMaxScaler) and list(columns) == list(LEXICON_COLUMNS):
                 view.lexicon, view.lexicon_slice, view.lexicon_columns = transformer, where, list(columns)
             elif columns == "text" or (not isinstance(columns, str) and "text" in list(columns)):
@@ -293,19 +303,47 @@ def _spread(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
 def _char_entries(view: LinearView, layout: _Layout):
     """One entry per (character n-gram occurrence in the vocabulary, word it belongs to): its text, column, word
-    (-1: a chunk with no word) and weight. An n-gram belongs to the words whose stretch of the chunk (the word and
-    the punctuation nearer to it than to another word: "you," and "idiot" in "you,idiot") holds its characters, in
-    proportion to the characters it has in each; padding belongs to none."""
+    (-1: a chunk with no word) and weight. A chunk of one word gives it all its n-grams, whose columns the
+    vectorizer keeps per distinct chunk; in a chunk of several, an n-gram belongs to the words whose stretch (the
+    word and the punctuation nearer to it than to another word: "you," and "idiot" in "you,idiot") holds its
+    characters, in proportion to the characters it has in each (padding belongs to none)."""
+    text, chunk_starts, chunk_ends = layout.text, layout.chunk_starts, layout.chunk_ends
+    unit_chunks, n_chunks, n_units = layout.unit_chunks, chunk_starts.size, layout.unit_starts.size
+    chunk_docs = np.searchsorted(layout.doc_starts, chunk_starts, side="right") - 1
+    words_in_chunk = np.bincount(unit_chunks, minlength=n_chunks)
+    simple, several = np.flatnonzero(words_in_chunk <= 1), np.flatnonzero(words_in_chunk > 1)
+    # Chunks of one word (or none): their columns, gathered per occurrence from one array of the distinct ones.
+    slots: dict[str, int] = {}
+    occurrence = np.fromiter((slots.setdefault(text[a:b], len(slots)) for a, b in
+                              zip(chunk_starts[simple].tolist(), chunk_ends[simple].tolist())),
+                             dtype=np.int64, count=simple.size)
+    columns = view.chars.word_columns(list(slots))
+    sizes = np.fromiter(map(len, columns), dtype=np.int64, count=len(columns))
+    flat = np.fromiter(chain.from_iterable(columns), dtype=np.int64, count=int(sizes.sum()))
+    first_column, per_occurrence = np.cumsum(sizes) - sizes, sizes[occurrence]
+    word_of_chunk = np.full(n_chunks, -1, dtype=np.int64)
+    word_of_chunk[unit_chunks] = np.arange(n_units)  # the one word of a chunk of one word
+    parts = [(np.repeat(chunk_docs[simple], per_occurrence),
+              flat[_spread(first_column[occurrence], first_column[occurrence] + per_occurrence)],
+              np.repeat(word_of_chunk[simple], per_occurrence), np.ones(int(per_occurrence.sum())))]
+    if several.size:
+        parts.append(_shared_char_entries(view, layout, several, chunk_docs))
+    return tuple(np.concatenate(column) for column in zip(*parts))
+
+
+def _shared_char_entries(view: LinearView, layout: _Layout, chunks: np.ndarray, chunk_docs: np.ndarray):
+    """`_char_entries` of the chunks of several words (`chunks`), from the batch's string: every window of n
+    characters that starts on a chunk's padding space or on one of its characters, as one integer key each."""
     keys = gram_keys(view.chars)
     min_n, max_n = view.chars.ngram_range
-    text, chunk_starts, chunk_ends = layout.text, layout.chunk_starts, layout.chunk_ends
-    ranks = keys.ranks(text)
+    chunk_starts, chunk_ends = layout.chunk_starts, layout.chunk_ends
+    ranks = keys.ranks(layout.text)
     ranks[layout.space] = keys.ranks(" ")[0]  # every chunk is padded with a space each side
-    size, n_chunks, n_units = ranks.size, chunk_starts.size, layout.unit_starts.size
-    # A window of a chunk starts on its padding space or on one of its characters (never on a neighbour's).
+    size = ranks.size
     chunk_of = np.full(size, -1, dtype=np.int64)
-    chunk_of[_spread(chunk_starts - 1, chunk_ends)] = np.repeat(np.arange(n_chunks), chunk_ends - chunk_starts + 1)
-    limit = np.where(chunk_of >= 0, chunk_ends[np.maximum(chunk_of, 0)] + 1, 0) if n_chunks else chunk_of
+    chunk_of[_spread(chunk_starts[chunks] - 1, chunk_ends[chunks])] = np.repeat(
+        chunks, chunk_ends[chunks] - chunk_starts[chunks] + 1)
+    limit = np.where(chunk_of >= 0, chunk_ends[np.maximum(chunk_of, 0)] + 1, 0)
     starts, sizes, grams = [], [], []
     key, known = np.zeros(size, dtype=np.int64), np.ones(size, dtype=bool)
     for j in range(max_n):
@@ -319,27 +357,23 @@ def _char_entries(view: LinearView, layout: _Layout):
     cols = keys.columns(np.concatenate(grams))
     hit = cols >= 0
     starts, sizes, cols = starts[hit], sizes[hit], cols[hit]
-    chunks = chunk_of[starts]
-    lo, hi = np.maximum(starts, chunk_starts[chunks]), np.minimum(starts + sizes, chunk_ends[chunks])
-    docs = np.searchsorted(layout.doc_starts, chunk_starts[chunks], side="right") - 1
-    if not n_units:
-        return docs, cols, np.full(cols.size, -1, dtype=np.int64), np.ones(cols.size)
+    owner_chunks = chunk_of[starts]
+    lo, hi = np.maximum(starts, chunk_starts[owner_chunks]), np.minimum(starts + sizes, chunk_ends[owner_chunks])
     unit_starts, unit_ends, unit_chunks = layout.unit_starts, layout.unit_ends, layout.unit_chunks
     same_chunk = unit_chunks[:-1] == unit_chunks[1:]
     middle = unit_ends[:-1] + (unit_starts[1:] - unit_ends[:-1] + 1) // 2
     stretch_ends, stretch_starts = chunk_ends[unit_chunks], chunk_starts[unit_chunks]
     stretch_ends[:-1][same_chunk], stretch_starts[1:][same_chunk] = middle[same_chunk], middle[same_chunk]
     stretch_of = np.full(size, -1, dtype=np.int64)
-    stretch_of[_spread(stretch_starts, stretch_ends)] = np.repeat(np.arange(n_units), stretch_ends - stretch_starts)
+    stretch_of[_spread(stretch_starts, stretch_ends)] = np.repeat(np.arange(unit_starts.size),
+                                                                  stretch_ends - stretch_starts)
     first = stretch_of[lo]
-    repeats = np.where(first >= 0, stretch_of[hi - 1] - first + 1, 1)
+    repeats = stretch_of[hi - 1] - first + 1
     entry = np.repeat(np.arange(cols.size), repeats)
-    owners = np.where(first[entry] >= 0,
-                      first[entry] + np.arange(entry.size) - np.repeat(np.cumsum(repeats) - repeats, repeats), -1)
-    lo, hi, known_owner = lo[entry], hi[entry], np.maximum(owners, 0)
-    inside = np.minimum(hi, stretch_ends[known_owner]) - np.maximum(lo, stretch_starts[known_owner])
-    weights = np.where(owners >= 0, inside / (hi - lo), 1.0)
-    return docs[entry], cols[entry], owners, weights
+    owners = first[entry] + np.arange(entry.size) - np.repeat(np.cumsum(repeats) - repeats, repeats)
+    lo, hi = lo[entry], hi[entry]
+    inside = np.minimum(hi, stretch_ends[owners]) - np.maximum(lo, stretch_starts[owners])
+    return chunk_docs[owner_chunks][entry], cols[entry], owners, inside / (hi - lo)
 
 
 def _word_entries(view: LinearView, layout: _Layout):
