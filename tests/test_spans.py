@@ -256,3 +256,24 @@ def test_quote_marks_around_a_word_are_not_part_of_its_span():
                        ("“idiot” is what you are", "idiot"), ('"you idiot"', "idiot")]:
         shown = {text[s.start:s.end] for s in moderate_text(text).spans}
         assert word in shown and not any(piece[0] in "'\"“”" or piece[-1] in "'\"“”" for piece in shown), (text, shown)
+
+
+def test_the_batch_layout_finds_the_regexes_words_and_tokens():
+    """Words (`_WORD`) and tokens (the word vectorizer's pattern) are found by character classes over the whole batch;
+    they are exactly what the regexes find in each text, on odd punctuation, underscores, apostrophes, masks and
+    non-Latin scripts."""
+    import re
+
+    texts = ["don't 'tis f*ck *hole* ''quoted'' a_b __ _x_ !!! sh!t a$$ @user: http://t.co/x1",
+             "l'été 日本語 テキスト ١٢٣ x²y ß", "", "   ", "'*'", "you,idiot;;and-then", "it's" * 50,
+             "tab\tand\nnewline\u3000ideographic\u00a0nbsp"]
+    layout = spans_module._layout(texts)
+    tokens = re.compile(spans_module._OUR_TOKENS)
+    found_words = list(zip(layout.unit_starts.tolist(), layout.unit_ends.tolist()))
+    found_tokens = list(zip(layout.token_starts.tolist(), layout.token_ends.tolist()))
+    words, token_spans = [], []
+    for text, start in zip(texts, layout.doc_starts.tolist()):
+        words += [(start + a, start + b) for a, b in (m.span() for m in spans_module._WORD.finditer(text))]
+        token_spans += [(start + a, start + b) for a, b in (m.span() for m in tokens.finditer(text))]
+    assert found_words == words
+    assert found_tokens == token_spans

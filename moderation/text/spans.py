@@ -86,6 +86,8 @@ _UNIT_CHAR = r"[\w*@$!']"
 #: A word: a maximal run of them with a letter or a digit in it (from a run's start only: linear, not quadratic).
 _WORD = re.compile(rf"(?<!{_UNIT_CHAR}){_UNIT_CHAR}*[^\W_]{_UNIT_CHAR}*")
 _IS_UNIT_CHAR, _IS_ALNUM = re.compile(_UNIT_CHAR), re.compile(r"[^\W_]")
+_OUR_TOKENS = r"(?u)\b\w[\w'*]*\b"  # features.build_preprocessor's token pattern
+_IS_WORD_CHAR, _IS_TOKEN_CHAR = re.compile(r"\w"), re.compile(r"[\w'*]")
 
 
 def _lexicon_spans(analysis, flagged) -> list[Span]:
@@ -266,6 +268,8 @@ class _Layout(NamedTuple):
     unit_starts: np.ndarray
     unit_ends: np.ndarray
     unit_chunks: np.ndarray
+    token_starts: np.ndarray  # the tokens of `features.build_preprocessor`'s token pattern (`_OUR_TOKENS`)
+    token_ends: np.ndarray
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -283,7 +287,8 @@ def _layout(texts: list[str]) -> _Layout:
     table = np.zeros(max(map(ord, distinct)) + 1, dtype=np.uint8)
     for ch in distinct:
         in_word, alnum = _IS_UNIT_CHAR.match(ch) is not None, _IS_ALNUM.match(ch) is not None
-        table[ord(ch)] = ch.isspace() | in_word << 1 | alnum << 2
+        word_char, token_char = _IS_WORD_CHAR.match(ch) is not None, _IS_TOKEN_CHAR.match(ch) is not None
+        table[ord(ch)] = ch.isspace() | in_word << 1 | alnum << 2 | word_char << 3 | token_char << 4
     classes = table[np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)]
     space, alnum = (classes & 1).astype(bool), (classes & 4).astype(bool)
     chunk_starts, chunk_ends = _runs(~space)
@@ -292,7 +297,14 @@ def _layout(texts: list[str]) -> _Layout:
     has_alnum = alnum_before[run_ends] > alnum_before[run_starts]
     unit_starts, unit_ends = run_starts[has_alnum], run_ends[has_alnum]
     unit_chunks = np.searchsorted(chunk_starts, unit_starts, side="right") - 1
-    return _Layout(text, doc_starts, space, chunk_starts, chunk_ends, unit_starts, unit_ends, unit_chunks)
+    # `_OUR_TOKENS` finds one token in each run of [\w'*] with a word character in it: from its first word
+    # character (a boundary: only "'" or "*" come before it in the run) to its last (the last boundary in the run)
+    word_at = np.flatnonzero(classes & 8)
+    run_starts, run_ends = _runs((classes & 16).astype(bool))
+    firsts, lasts = np.searchsorted(word_at, run_starts), np.searchsorted(word_at, run_ends) - 1
+    has_word = firsts <= lasts
+    return _Layout(text, doc_starts, space, chunk_starts, chunk_ends, unit_starts, unit_ends, unit_chunks,
+                   word_at[firsts[has_word]], word_at[lasts[has_word]] + 1)
 
 
 def _spread(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -380,7 +392,11 @@ def _word_entries(view: LinearView, layout: _Layout):
     """One entry per (word unigram or bigram occurrence in the vocabulary, word it belongs to): a unigram to the word
     its token starts in, a bigram half to each of its tokens' words (stop words go before bigrams are formed)."""
     vocabulary, stop = view.words.vocabulary_, view.stop_words
-    found = [(m.start(), m.group()) for m in view.token_pattern.finditer(layout.text)]
+    text = layout.text
+    if view.token_pattern.pattern == _OUR_TOKENS:
+        found = [(a, text[a:b]) for a, b in zip(layout.token_starts.tolist(), layout.token_ends.tolist())]
+    else:
+        found = [(m.start(), m.group()) for m in view.token_pattern.finditer(text)]
     tokens = [token for _, token in found if token not in stop]
     at = np.fromiter((start for start, token in found if token not in stop), dtype=np.int64, count=len(tokens))
     docs = np.searchsorted(layout.doc_starts, at, side="right") - 1
