@@ -298,6 +298,23 @@ class GramKeys:
         shift = np.uint64(64 - (size.bit_length() - 1))
         return ((keys.astype(np.uint64) * cls._MULTIPLIER) >> shift).astype(np.int64)
 
+    def windows(self, ranks: np.ndarray, limit: np.ndarray, lengths: range):
+        """Every window of n characters (n in `lengths`) that starts at a position p, ends by limit[p] and holds
+        only characters of the alphabet: its start, n and key, n by n (starts ascending within each n)."""
+        key, known = np.zeros(ranks.size, dtype=np.int64), np.ones(ranks.size, dtype=bool)
+        empty = np.zeros(0, dtype=np.int64)
+        starts, sizes, keys = [empty], [empty], [empty]
+        for j in range(lengths.stop - 1):  # windows of n = j + 1 characters start at key's positions
+            n, m = j + 1, ranks.size - j
+            if m <= 0:
+                break
+            key = key[:m] | (ranks[j:] << (self.bits * j))
+            known = known[:m] & (ranks[j:] > 0)
+            if n in lengths:
+                at = np.flatnonzero(known & (np.arange(m) + n <= limit[:m]))
+                starts.append(at), sizes.append(np.full(at.size, n, dtype=np.int64)), keys.append(key[at])
+        return np.concatenate(starts), np.concatenate(sizes), np.concatenate(keys)
+
     def ranks(self, text: str) -> np.ndarray:
         codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
         return self.rank[np.minimum(codes, self.rank.size - 1)]
@@ -376,27 +393,14 @@ class WordCachedCharTfidf(TfidfVectorizer):
             return [[column for a, b in ngram_windows(len(w) + 2, min_n, max_n)
                      if (column := get(f" {w} "[a:b])) is not None] for w in words]
         padded = "".join([f" {w} " for w in words])
-        ranks = keys.ranks(padded)
         sizes = np.fromiter(map(len, words), dtype=np.int64, count=len(words)) + 2
-        ends = np.cumsum(sizes)
         word_of = np.repeat(np.arange(len(words)), sizes)
-        end_of = np.repeat(ends, sizes)
-        key, known = np.zeros(ranks.size, dtype=np.int64), np.ones(ranks.size, dtype=bool)
-        owners, grams = [], []
-        for j in range(max_n):  # n-grams of n = j + 1 characters start at key's positions
-            n, m = j + 1, ranks.size - j
-            if m <= 0:  # no window of n characters in the batch
-                break
-            key = key[:m] | (ranks[j:] << (keys.bits * j))
-            known = known[:m] & (ranks[j:] > 0)
-            if n >= min_n:  # every window of n characters inside its padded word
-                at = np.flatnonzero(known & (np.arange(m) + n <= end_of[:m]))
-            else:  # a padded word shorter than min_n is one n-gram, itself
-                starts = (ends - sizes)[sizes == n]
-                at = starts[known[starts]]
-            owners.append(word_of[at])
-            grams.append(key[at])
-        owners, grams = np.concatenate(owners), np.concatenate(grams)
+        word_start, word_size = np.repeat(np.cumsum(sizes) - sizes, sizes), np.repeat(sizes, sizes)
+        starts, lengths, grams = keys.windows(keys.ranks(padded), word_start + word_size,
+                                              range(min(min_n, int(sizes.min())), max_n + 1))
+        # every window inside its padded word; a padded word shorter than min_n is one n-gram, itself
+        kept = (lengths >= min_n) | ((starts == word_start[starts]) & (lengths == word_size[starts]))
+        owners, grams = word_of[starts[kept]], grams[kept]
         order = np.argsort(owners, kind="stable")  # by word, then n, then offset: scikit-learn's order
         owners, columns = owners[order], keys.columns(grams[order])
         hit = columns >= 0

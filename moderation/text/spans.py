@@ -356,17 +356,8 @@ def _shared_char_entries(view: LinearView, layout: _Layout, chunks: np.ndarray, 
     chunk_of[_spread(chunk_starts[chunks] - 1, chunk_ends[chunks])] = np.repeat(
         chunks, chunk_ends[chunks] - chunk_starts[chunks] + 1)
     limit = np.where(chunk_of >= 0, chunk_ends[np.maximum(chunk_of, 0)] + 1, 0)
-    starts, sizes, grams = [], [], []
-    key, known = np.zeros(size, dtype=np.int64), np.ones(size, dtype=bool)
-    for j in range(max_n):
-        n, m = j + 1, size - j
-        key = key[:m] | (ranks[j:] << (keys.bits * j))
-        known = known[:m] & (ranks[j:] > 0)
-        if n >= min_n:
-            at = np.flatnonzero(known & (np.arange(m) + n <= limit[:m]))
-            starts.append(at), sizes.append(np.full(at.size, n, dtype=np.int64)), grams.append(key[at])
-    starts, sizes = np.concatenate(starts), np.concatenate(sizes)
-    cols = keys.columns(np.concatenate(grams))
+    starts, sizes, grams = keys.windows(ranks, limit, range(min_n, max_n + 1))
+    cols = keys.columns(grams)
     hit = cols >= 0
     starts, sizes, cols = starts[hit], sizes[hit], cols[hit]
     owner_chunks = chunk_of[starts]
