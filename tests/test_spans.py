@@ -268,7 +268,7 @@ def test_the_batch_layout_finds_the_regexes_words_and_tokens():
              "l'été 日本語 テキスト ١٢٣ x²y ß", "", "   ", "'*'", "you,idiot;;and-then", "it's" * 50,
              "tab\tand\nnewline\u3000ideographic\u00a0nbsp"]
     layout = spans_module._layout(texts)
-    tokens = re.compile(spans_module._OUR_TOKENS)
+    tokens = re.compile(spans_module.TOKEN_PATTERN)
     found_words = list(zip(layout.unit_starts.tolist(), layout.unit_ends.tolist()))
     found_tokens = list(zip(layout.token_starts.tolist(), layout.token_ends.tolist()))
     words, token_spans = [], []

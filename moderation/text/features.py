@@ -141,6 +141,8 @@ def lexicon_features(matches) -> list[float]:
 
 
 NUMBER_COLUMNS = [*STAT_COLUMNS, *LEXICON_COLUMNS]
+#: The word vectorizer's tokens: a word character, then word characters, apostrophes and masks ("f*ck", "don't").
+TOKEN_PATTERN = r"(?u)\b\w[\w'*]*\b"
 
 
 @dataclass
@@ -501,7 +503,7 @@ def build_preprocessor(max_word_features: int = 30000, max_char_features: int = 
             # read as harassment or hate; the character n-grams still see phrasing such as " you ".
             ("words", TokenCachedWordTfidf(ngram_range=(1, 2), min_df=2, sublinear_tf=True,
                                            max_features=max_word_features, stop_words="english",
-                                           token_pattern=r"(?u)\b\w[\w'*]*\b"), "text"),
+                                           token_pattern=TOKEN_PATTERN), "text"),
             ("chars", WordCachedCharTfidf(ngram_range=(2, 5), min_df=2, sublinear_tf=True,
                                           max_features=max_char_features), "text"),
             # Clipped to the range seen in training: a 10,000-character letter or a text of forty "!" must not

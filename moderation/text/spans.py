@@ -47,6 +47,7 @@ from ..verdict import Span
 from .features import (
     LEXICON_COLUMNS,
     NUMBER_COLUMNS,
+    TOKEN_PATTERN,
     FeatureRows,
     WordCachedCharTfidf,
     gram_keys,
@@ -86,7 +87,6 @@ _UNIT_CHAR = r"[\w*@$!']"
 #: A word: a maximal run of them with a letter or a digit in it (from a run's start only: linear, not quadratic).
 _WORD = re.compile(rf"(?<!{_UNIT_CHAR}){_UNIT_CHAR}*[^\W_]{_UNIT_CHAR}*")
 _IS_UNIT_CHAR, _IS_ALNUM = re.compile(_UNIT_CHAR), re.compile(r"[^\W_]")
-_OUR_TOKENS = r"(?u)\b\w[\w'*]*\b"  # features.build_preprocessor's token pattern
 _IS_WORD_CHAR, _IS_TOKEN_CHAR = re.compile(r"\w"), re.compile(r"[\w'*]")
 
 
@@ -268,7 +268,7 @@ class _Layout(NamedTuple):
     unit_starts: np.ndarray
     unit_ends: np.ndarray
     unit_chunks: np.ndarray
-    token_starts: np.ndarray  # the tokens of `features.build_preprocessor`'s token pattern (`_OUR_TOKENS`)
+    token_starts: np.ndarray  # the tokens of `features.build_preprocessor`'s token pattern (`TOKEN_PATTERN`)
     token_ends: np.ndarray
 
 
@@ -297,7 +297,7 @@ def _layout(texts: list[str]) -> _Layout:
     has_alnum = alnum_before[run_ends] > alnum_before[run_starts]
     unit_starts, unit_ends = run_starts[has_alnum], run_ends[has_alnum]
     unit_chunks = np.searchsorted(chunk_starts, unit_starts, side="right") - 1
-    # `_OUR_TOKENS` finds one token in each run of [\w'*] with a word character in it: from its first word
+    # `TOKEN_PATTERN` finds one token in each run of [\w'*] with a word character in it: from its first word
     # character (a boundary: only "'" or "*" come before it in the run) to its last (the last boundary in the run)
     word_at = np.flatnonzero(classes & 8)
     run_starts, run_ends = _runs((classes & 16).astype(bool))
@@ -384,7 +384,7 @@ def _word_entries(view: LinearView, layout: _Layout):
     its token starts in, a bigram half to each of its tokens' words (stop words go before bigrams are formed)."""
     vocabulary, stop = view.words.vocabulary_, view.stop_words
     text = layout.text
-    if view.token_pattern.pattern == _OUR_TOKENS:
+    if view.token_pattern.pattern == TOKEN_PATTERN:
         found = [(a, text[a:b]) for a, b in zip(layout.token_starts.tolist(), layout.token_ends.tolist())]
     else:
         found = [(m.start(), m.group()) for m in view.token_pattern.finditer(text)]
